@@ -1,0 +1,167 @@
+"""Integration fixtures: a real Kafka broker for the whole test session.
+
+Where the broker comes from (first match wins):
+
+1. ``ERRORSTREAM_TEST_KAFKA_BOOTSTRAP=host:port``: an external broker, only waited for.
+2. ``ERRORSTREAM_TEST_KAFKA=testcontainers``: a KafkaContainer (needs the ``testcontainers``
+   package and a Docker engine that answers; fails clearly otherwise).
+3. Default: a local KRaft broker (``pipeline.kafka_local``) in a fresh temp dir on free ports,
+   jars cached in ``ERRORSTREAM_KAFKA_CACHE_DIR`` or ``~/.cache/errorstream/kafka``; version from
+   ``ERRORSTREAM_KAFKA_VERSION``. The JVM is always stopped (finally + atexit); when the session
+   fails, the tail of its log is printed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.kafka_local import (
+    DEFAULT_VERSION,
+    BrokerStartError,
+    KafkaBroker,
+    KafkaUnavailable,
+    PortInUse,
+    default_cache_dir,
+    free_ports,
+    wait_for_kafka,
+)
+
+READY_TIMEOUT_S = 90.0
+LOG_TAIL_LINES = 60
+_broker_logs: list[Path] = []  # logs to show if the session fails
+
+
+@dataclass
+class KafkaHandle:
+    """What tests get: where to connect, and (for the local broker) the broker itself."""
+
+    bootstrap: str
+    kind: str  # "local" | "external" | "testcontainers"
+    broker: KafkaBroker | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return self.broker.log_tail(lines) if self.broker else ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs the real Kafka broker and/or the embedded ClickHouse engine"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if exitstatus == 0:
+        return
+    for log in _broker_logs:
+        if log.exists():
+            from pipeline.kafka_local.broker import tail
+
+            terminalreporter.write_sep("-", f"Kafka broker log, last {LOG_TAIL_LINES} lines: {log}")
+            terminalreporter.write_line(tail(log, LOG_TAIL_LINES))
+
+
+def _stop_quietly(broker: KafkaBroker) -> None:
+    try:
+        broker.stop()
+    except Exception as exc:  # noqa: BLE001 - best effort at interpreter exit
+        print(f"could not stop Kafka broker in {broker.home}: {exc}")
+
+
+def start_local_broker(home: Path, version: str | None = None, attempts: int = 3) -> KafkaBroker:
+    """Start a broker in ``home`` on fresh free ports and wait until it is ready.
+
+    Retries with new ports if one was taken between finding and binding it. The caller owns
+    stopping it; it is also stopped at interpreter exit.
+    """
+    version = version or os.environ.get("ERRORSTREAM_KAFKA_VERSION") or DEFAULT_VERSION
+    for attempt in range(1, attempts + 1):
+        port, controller_port = free_ports(2)
+        broker = KafkaBroker(
+            home, port, controller_port, version=version, cache_dir=default_cache_dir()
+        )
+        atexit.register(_stop_quietly, broker)
+        try:
+            broker.start()
+            broker.wait_ready(READY_TIMEOUT_S)
+            return broker
+        except PortInUse:
+            if attempt == attempts:
+                raise
+        except BrokerStartError:
+            broker.stop()
+            if attempt == attempts or "Address already in use" not in broker.log_tail(200):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _external(bootstrap: str) -> Iterator[KafkaHandle]:
+    try:
+        wait_for_kafka(bootstrap, 30)
+    except KafkaUnavailable as exc:
+        pytest.fail(f"ERRORSTREAM_TEST_KAFKA_BOOTSTRAP: {exc}", pytrace=False)
+    yield KafkaHandle(bootstrap=bootstrap, kind="external")
+
+
+def _testcontainers() -> Iterator[KafkaHandle]:
+    try:
+        import docker  # type: ignore[import-untyped]
+        from testcontainers.kafka import KafkaContainer  # type: ignore[import-not-found]
+
+        docker.from_env().ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
+        pytest.fail(
+            "ERRORSTREAM_TEST_KAFKA=testcontainers needs the testcontainers package and a running "
+            f"Docker engine ({type(exc).__name__}: {exc}); unset it to use the local broker",
+            pytrace=False,
+        )
+    with KafkaContainer().with_kraft() as container:
+        bootstrap = container.get_bootstrap_server()
+        wait_for_kafka(bootstrap, READY_TIMEOUT_S)
+        yield KafkaHandle(bootstrap=bootstrap, kind="testcontainers")
+
+
+def _local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaHandle]:
+    home = tmp_path_factory.mktemp("kafka")
+    _broker_logs.append(home / "broker.log")
+    try:
+        broker = start_local_broker(home)
+    except (BrokerStartError, PortInUse) as exc:
+        detail = getattr(exc, "log_tail", "")
+        pytest.fail(f"local Kafka broker did not start: {exc}\n{detail}", pytrace=False)
+    try:
+        yield KafkaHandle(bootstrap=broker.bootstrap, kind="local", broker=broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaHandle]:
+    """A Kafka broker shared by the session; ``.bootstrap`` is ``"127.0.0.1:PORT"``."""
+    if bootstrap := os.environ.get("ERRORSTREAM_TEST_KAFKA_BOOTSTRAP"):
+        yield from _external(bootstrap)
+    elif os.environ.get("ERRORSTREAM_TEST_KAFKA", "").lower() == "testcontainers":
+        yield from _testcontainers()
+    else:
+        yield from _local(tmp_path_factory)
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka_broker: KafkaHandle) -> str:
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def unique_topic(request: pytest.FixtureRequest) -> str:
+    """A topic name no other test (or earlier run on an external broker) uses."""
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", request.node.name).strip("-")[:120]
+    return f"test-{name}-{uuid.uuid4().hex[:8]}"
