@@ -1,0 +1,259 @@
+"""The one settings object of the pipeline.
+
+Loaded once at the entry point (CLI / worker) from, in increasing precedence:
+built-in defaults, an optional TOML or YAML file (``ERRORSTREAM_CONFIG`` or ``--config``),
+and ``ERRORSTREAM_<KEY>`` environment variables. Validated at load time with messages
+that name the key and the problem; passed down explicitly (no ``os.environ`` in stages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "ERRORSTREAM_"
+SECRET_MASK = "***"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid. The message names the key."""
+
+
+def _meta(help: str, *, secret: bool = False, minimum: float | None = None, choices=None):
+    return {"help": help, "secret": secret, "minimum": minimum, "choices": choices}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap: str = field(
+        default="127.0.0.1:9092", metadata=_meta("Kafka bootstrap servers, comma separated")
+    )
+    app_id: str = field(
+        default="errorstream", metadata=_meta("faust app id: consumer group and table prefix")
+    )
+    topic_events: str = field(default="errorstream-events", metadata=_meta("ingest topic"))
+    topic_by_fingerprint: str = field(
+        default="errorstream-events-by-fingerprint",
+        metadata=_meta("repartition topic: valid events keyed by fingerprint"),
+    )
+    topic_processed: str = field(
+        default="errorstream-processed",
+        metadata=_meta("events after the stateful stage, consumed by the ClickHouse sink"),
+    )
+    topic_alerts: str = field(default="errorstream-alerts", metadata=_meta("alerts topic"))
+    topic_dlq: str = field(default="errorstream-dlq", metadata=_meta("dead-letter topic"))
+    topic_control: str = field(
+        default="errorstream-control", metadata=_meta("lifecycle commands topic")
+    )
+    partitions: int = field(
+        default=4, metadata=_meta("partitions of the topics the pipeline creates", minimum=1)
+    )
+    replication_factor: int = field(
+        default=1, metadata=_meta("replication factor of created topics", minimum=1)
+    )
+    kafka_ready_timeout: float = field(
+        default=20.0, metadata=_meta("seconds to wait for Kafka at start", minimum=0.1)
+    )
+    # --- worker state ------------------------------------------------------------------
+    data_dir: str = field(
+        default=".errorstream/data", metadata=_meta("folder for table stores and chDB data")
+    )
+    table_store: str = field(
+        default="memory://",
+        metadata=_meta("faust table store: memory:// or rocksdb:// (changelog-backed either way)"),
+    )
+    # --- ClickHouse --------------------------------------------------------------------
+    clickhouse_url: str = field(
+        default="",
+        metadata=_meta(
+            "ClickHouse server URL (http://user:pass@host:8123); empty = embedded chDB",
+            secret=True,
+        ),
+    )
+    clickhouse_database: str = field(default="errorstream", metadata=_meta("database name"))
+    clickhouse_path: str = field(
+        default="", metadata=_meta("chDB data folder; empty = <data_dir>/clickhouse")
+    )
+    retention_days: int = field(
+        default=90, metadata=_meta("TTL of raw events in days", minimum=1)
+    )
+    sink_max_batch_size: int = field(
+        default=20000, metadata=_meta("rows per ClickHouse insert at most", minimum=1)
+    )
+    sink_max_batch_time: float = field(
+        default=0.5, metadata=_meta("seconds a batch may wait before it is inserted", minimum=0.001)
+    )
+    sink_max_inflight_inserts: int = field(
+        default=1, metadata=_meta("inserts running at once", minimum=1)
+    )
+    sink_retry_max_backoff: float = field(
+        default=10.0, metadata=_meta("seconds between insert retries at most", minimum=0.01)
+    )
+    # --- grouping ----------------------------------------------------------------------
+    grouping_version: str = field(default="v1", metadata=_meta("grouping algorithm version"))
+    grouping_rules_file: str = field(
+        default="", metadata=_meta("server-side fingerprint rules (TOML or YAML)")
+    )
+    # --- HTTP --------------------------------------------------------------------------
+    web_host: str = field(default="127.0.0.1", metadata=_meta("worker HTTP bind address"))
+    web_port: int = field(default=6066, metadata=_meta("worker HTTP port", minimum=1))
+    api_url: str = field(
+        default="", metadata=_meta("query API used by the CLI; empty = http://web_host:web_port")
+    )
+    api_token: str = field(
+        default="",
+        metadata=_meta("bearer token required by the query API when set", secret=True),
+    )
+    # --- logs --------------------------------------------------------------------------
+    log_level: str = field(
+        default="INFO",
+        metadata=_meta("log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    )
+    log_format: str = field(
+        default="auto", metadata=_meta("log format", choices=("auto", "json", "plain"))
+    )
+
+    # ----------------------------------------------------------------------------------
+    @property
+    def chdb_path(self) -> str:
+        return self.clickhouse_path or str(Path(self.data_dir) / "clickhouse")
+
+    @property
+    def effective_api_url(self) -> str:
+        return self.api_url or f"http://{self.web_host}:{self.web_port}"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration with secrets masked, for printing."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = _mask_secret(str(value))
+            out[f.name] = value
+        return out
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _mask_secret(value: str) -> str:
+    if "://" in value and "@" in value:  # keep scheme and host of a URL, hide user info
+        scheme, rest = value.split("://", 1)
+        return f"{scheme}://{SECRET_MASK}@{rest.rsplit('@', 1)[1]}"
+    return SECRET_MASK
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(key: str, source: str, raw: Any, f: dataclasses.Field) -> Any:
+    typ = f.type if isinstance(f.type, type) else {"str": str, "int": int, "float": float}[f.type]
+    meta = f.metadata
+    try:
+        if typ is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            value: Any = int(raw)
+        elif typ is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = float(raw)
+        else:
+            if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+                raise ValueError
+            value = str(raw)
+    except (TypeError, ValueError):
+        kind = {int: "an integer", float: "a number", str: "a string"}[typ]
+        raise ConfigError(f"{source}: expected {kind}, got {raw!r}") from None
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        raise ConfigError(f"{source}: must be >= {meta['minimum']}, got {raw!r}")
+    if meta.get("choices"):
+        if typ is str:
+            value = value.upper() if key == "log_level" else value.lower()
+        if value not in meta["choices"]:
+            raise ConfigError(f"{source}: must be one of {', '.join(meta['choices'])}, got {raw!r}")
+    return value
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML or YAML settings file into a flat mapping; errors name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p}: not found")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as exc:  # parse errors carry line numbers in their message
+        raise ConfigError(f"config file {p}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p}: expected a table of settings at the top level")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # [kafka] bootstrap = ... → kafka_bootstrap
+            for sub, subvalue in value.items():
+                flat[f"{key}_{sub}"] = subvalue
+        else:
+            flat[key] = value
+    return flat
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build and validate the settings: defaults < file < environment < overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    config_file = config_file or env.get(f"{ENV_PREFIX}CONFIG") or None
+    if config_file:
+        for key, raw in read_config_file(config_file).items():
+            if key not in _FIELDS:
+                raise ConfigError(f"config file {config_file}: unknown key {key!r}")
+            values[key] = _coerce(key, f"config file {config_file}: {key}", raw, _FIELDS[key])
+    # Unknown ERRORSTREAM_* variables are not an error: the producer SDK, `errorstream kafka`
+    # and the test fixtures read their own variables under the same prefix.
+    for name, f in _FIELDS.items():
+        var = f"{ENV_PREFIX}{name.upper()}"
+        if var in env:
+            values[name] = _coerce(name, var, env[var], f)
+    for name, raw in (overrides or {}).items():
+        if name not in _FIELDS:
+            raise ConfigError(f"{name}: unknown setting")
+        if raw is not None:
+            values[name] = _coerce(name, f"--{name.replace('_', '-')}", raw, _FIELDS[name])
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    for server in s.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(
+                f"kafka_bootstrap: expected host:port[,host:port...], got {s.kafka_bootstrap!r}"
+            )
+    if s.clickhouse_url and not s.clickhouse_url.startswith(("http://", "https://")):
+        raise ConfigError("clickhouse_url: expected an http:// or https:// URL")
+    if not s.clickhouse_database.replace("_", "").isalnum():
+        raise ConfigError(
+            f"clickhouse_database: only letters, digits and _ allowed, got {s.clickhouse_database!r}"
+        )
+    if not s.table_store.startswith(("memory://", "rocksdb://", "rocksdict://")):
+        raise ConfigError(
+            f"table_store: expected memory://, rocksdb:// or rocksdict://, got {s.table_store!r}"
+        )
+    if s.grouping_rules_file and not Path(s.grouping_rules_file).is_file():
+        raise ConfigError(f"grouping_rules_file: {s.grouping_rules_file} not found")

@@ -1,0 +1,79 @@
+"""Numbered, idempotent schema migrations for both ClickHouse backends.
+
+Each ``migrations/NNNN_name.sql`` file holds one or more statements separated by ``;`` at
+line end. ``{database}`` and ``{retention_days}`` are filled from validated settings
+(identifiers and integers only). Applied versions are recorded in ``schema_migrations``;
+running ``migrate`` twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.storage.backend import Backend
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path.name}: expected NNNN_name.sql")
+        text = "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith("--")
+        )
+        statements = tuple(s.strip() for s in re.split(r";\s*$", text, flags=re.M) if s.strip())
+        found.append(Migration(int(match.group(1)), match.group(2), statements))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration numbers in {directory}")
+    return found
+
+
+def render(statement: str, database: str, retention_days: int) -> str:
+    return statement.replace("{database}", database).replace(
+        "{retention_days}", str(int(retention_days))
+    )
+
+
+def applied_versions(backend: Backend) -> set[int]:
+    backend.command(
+        f"CREATE TABLE IF NOT EXISTS {backend.database}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime('UTC')) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    rows = backend.query(f"SELECT version FROM {backend.database}.schema_migrations FINAL")
+    return {int(r["version"]) for r in rows}
+
+
+def migrate(backend: Backend, retention_days: int = 90, progress=None) -> list[Migration]:
+    """Apply the pending migrations in order; returns the ones applied now."""
+    done = applied_versions(backend)
+    applied = []
+    for migration in load_migrations():
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            backend.command(render(statement, backend.database, retention_days))
+        backend.insert(
+            "schema_migrations",
+            ["version", "name", "applied_at"],
+            [[migration.version, migration.name, int(time.time())]],
+        )
+        applied.append(migration)
+        if progress:
+            progress(migration)
+    return applied
