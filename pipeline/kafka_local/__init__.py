@@ -8,7 +8,7 @@
 Why each setting is what it is: the comments in config.py and the team's kafka-local doc.
 """
 
-from .broker import BrokerStatus, KafkaBroker, free_ports, port_is_free
+from .broker import BrokerStatus, KafkaBroker, free_ports, port_is_free, start_on_free_ports
 from .cli import register
 from .config import DEFAULT_CONTROLLER_PORT, DEFAULT_PORT, DEFAULT_VERSION
 from .download import default_cache_dir, ensure_kafka
@@ -37,6 +37,7 @@ __all__ = [
     "free_ports",
     "port_is_free",
     "register",
+    "start_on_free_ports",
     "wait_for_kafka",
     "wait_for_kafka_async",
 ]

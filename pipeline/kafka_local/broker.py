@@ -356,3 +356,34 @@ class KafkaBroker:
                 return True
             time.sleep(0.1)
         return not _pid_alive(pid)
+
+
+def start_on_free_ports(
+    home: Path,
+    *,
+    version: str = DEFAULT_VERSION,
+    cache_dir: Path | None = None,
+    ready_timeout: float = 90,
+    attempts: int = 3,
+) -> KafkaBroker:
+    """Start a throwaway broker in ``home`` on fresh free ports and wait until it is ready.
+
+    Retries with new ports when one was taken between finding and binding it (a race with
+    other processes). The caller owns stopping it.
+    """
+    for attempt in range(1, attempts + 1):
+        port, controller_port = free_ports(2)
+        broker = KafkaBroker(home, port, controller_port, version=version, cache_dir=cache_dir)
+        try:
+            broker.start()
+            broker.wait_ready(ready_timeout)
+            return broker
+        except PortInUse:
+            if attempt == attempts:
+                raise
+        except BaseException as exc:
+            broker.stop()  # never leave a JVM behind, whatever went wrong
+            port_race = "Address already in use" in broker.log_tail(200)
+            if not isinstance(exc, BrokerStartError) or not port_race or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")

@@ -31,7 +31,7 @@ from pipeline.kafka_local import (
     KafkaUnavailable,
     PortInUse,
     default_cache_dir,
-    free_ports,
+    start_on_free_ports,
     wait_for_kafka,
 )
 
@@ -77,31 +77,14 @@ def _stop_quietly(broker: KafkaBroker) -> None:
         print(f"could not stop Kafka broker in {broker.home}: {exc}")
 
 
-def start_local_broker(home: Path, version: str | None = None, attempts: int = 3) -> KafkaBroker:
-    """Start a broker in ``home`` on fresh free ports and wait until it is ready.
-
-    Retries with new ports if one was taken between finding and binding it. The caller owns
-    stopping it; it is also stopped at interpreter exit.
-    """
-    version = version or os.environ.get("ERRORSTREAM_KAFKA_VERSION") or DEFAULT_VERSION
-    for attempt in range(1, attempts + 1):
-        port, controller_port = free_ports(2)
-        broker = KafkaBroker(
-            home, port, controller_port, version=version, cache_dir=default_cache_dir()
-        )
-        atexit.register(_stop_quietly, broker)
-        try:
-            broker.start()
-            broker.wait_ready(READY_TIMEOUT_S)
-            return broker
-        except PortInUse:
-            if attempt == attempts:
-                raise
-        except BrokerStartError:
-            broker.stop()
-            if attempt == attempts or "Address already in use" not in broker.log_tail(200):
-                raise
-    raise AssertionError("unreachable")
+def start_local_broker(home: Path) -> KafkaBroker:
+    """A ready broker in ``home`` on free ports, stopped at interpreter exit at the latest."""
+    version = os.environ.get("ERRORSTREAM_KAFKA_VERSION") or DEFAULT_VERSION
+    broker = start_on_free_ports(
+        home, version=version, cache_dir=default_cache_dir(), ready_timeout=READY_TIMEOUT_S
+    )
+    atexit.register(_stop_quietly, broker)
+    return broker
 
 
 def _external(bootstrap: str) -> Iterator[KafkaHandle]:
