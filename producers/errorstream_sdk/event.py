@@ -1,0 +1,136 @@
+"""Build the schema-v1 event dict from a capture record (runs on the SDK thread).
+
+Pure apart from linecache: ``Capture`` in, ``dict`` out; ``message_key`` gives the Kafka key.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import socket
+from typing import Any, NamedTuple
+
+from errorstream_sdk.capture import RawException
+from errorstream_sdk.frames import InAppRules, build_exception_values, innermost_in_app
+from errorstream_sdk.scope import Breadcrumb
+
+SDK_NAME = "errorstream.python"
+SDK_VERSION = "0.1.0"
+SCHEMA_VERSION = 1
+
+
+class Capture(NamedTuple):
+    """Everything the calling thread hands over; primitive data and immutable references."""
+
+    event_id: str
+    timestamp: float
+    level: str
+    chain: list[RawException] | None
+    mechanism: dict[str, Any] | None
+    message: str | None
+    logger: str | None
+    fingerprint: list[str] | None
+    scope_tags: dict[str, str]
+    tags: dict[str, Any] | None
+    user: dict[str, str] | None
+    request: dict[str, Any] | None
+    breadcrumbs: tuple[Breadcrumb, ...]
+    contexts: dict[str, Any] | None
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def static_contexts() -> dict[str, Any]:
+    impl = platform.python_implementation()
+    return {
+        "runtime": {"name": impl, "version": platform.python_version()},
+        "os": {"name": platform.system(), "version": platform.release()},
+        "host": {"hostname": socket.gethostname()},
+    }
+
+
+def breadcrumb_dict(b: Breadcrumb) -> dict[str, Any]:
+    return {
+        "timestamp": rfc3339(b.timestamp),
+        "category": b.category,
+        "message": b.message,
+        "level": b.level,
+        "type": b.type,
+        "data": b.data or {},
+    }
+
+
+class EventBuilder:
+    def __init__(
+        self,
+        service: str,
+        environment: str | None,
+        release: str | None,
+        rules: InAppRules,
+        context_lines: int,
+        contexts: dict[str, Any] | None = None,
+    ) -> None:
+        self.service = service
+        self.environment = environment
+        self.release = release
+        self.rules = rules
+        self.context_lines = context_lines
+        self.contexts = contexts if contexts is not None else static_contexts()
+
+    def build(self, c: Capture) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "event_id": c.event_id,
+            "timestamp": rfc3339(c.timestamp),
+            "level": c.level,
+            "platform": "python",
+            "service": self.service,
+            "sdk": {"name": SDK_NAME, "version": SDK_VERSION},
+        }
+        if c.logger is not None:
+            event["logger"] = c.logger
+        if c.message is not None:
+            event["message"] = c.message
+        if c.chain:
+            event["exception"] = {
+                "values": build_exception_values(
+                    c.chain, c.mechanism or {"type": "generic", "handled": True},
+                    self.rules, self.context_lines,
+                )
+            }
+        if c.fingerprint:
+            event["fingerprint"] = [str(x) for x in c.fingerprint]
+        tags = dict(c.scope_tags)
+        if c.tags:
+            tags.update({str(k): str(v) for k, v in c.tags.items()})
+        event["tags"] = tags
+        if c.user:
+            event["user"] = c.user
+        if c.request:
+            event["request"] = c.request
+        contexts = dict(self.contexts)
+        if c.contexts:
+            contexts.update(c.contexts)
+        event["contexts"] = contexts
+        if c.breadcrumbs:
+            event["breadcrumbs"] = {"values": [breadcrumb_dict(b) for b in c.breadcrumbs]}
+        if self.release is not None:
+            event["release"] = self.release
+        if self.environment is not None:
+            event["environment"] = self.environment
+        return event
+
+
+def message_key(event: dict[str, Any]) -> bytes:
+    """service + exception type + innermost in-app location (module.function), so related
+    events keep their order in one partition; messages key on their logger."""
+    service = event["service"]
+    exc = event.get("exception")
+    if exc and exc["values"]:
+        values = exc["values"]
+        frame = innermost_in_app(values)
+        where = f"{frame.get('module')}.{frame.get('function')}" if frame else ""
+        return f"{service}:{values[-1]['type']}:{where}".encode()
+    return f"{service}:message:{event.get('logger') or ''}".encode()
+
