@@ -206,6 +206,7 @@ log4j.logger.kafka.authorizer.logger=WARN
 LOG4J2_PROPERTIES = """\
 # Written by pipeline.kafka_local: everything to stdout, which the launcher sends to broker.log.
 status = warn
+shutdownHook = disable
 appender.stdout.type = Console
 appender.stdout.name = STDOUT
 appender.stdout.layout.type = PatternLayout

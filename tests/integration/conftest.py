@@ -37,7 +37,7 @@ from pipeline.kafka_local import (
 
 READY_TIMEOUT_S = 90.0
 LOG_TAIL_LINES = 60
-_broker_logs: list[Path] = []  # logs to show if the session fails
+_broker_logs: dict[Path, str] = {}  # log path → its tail just before the broker was stopped
 
 
 @dataclass
@@ -62,12 +62,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if exitstatus == 0:
         return
-    for log in _broker_logs:
-        if log.exists():
-            from pipeline.kafka_local.broker import tail
+    from pipeline.kafka_local.broker import tail
 
-            terminalreporter.write_sep("-", f"Kafka broker log, last {LOG_TAIL_LINES} lines: {log}")
-            terminalreporter.write_line(tail(log, LOG_TAIL_LINES))
+    for log, snapshot in _broker_logs.items():
+        text = snapshot or tail(log, LOG_TAIL_LINES)
+        if text:
+            title = f"Kafka broker log before shutdown, last {LOG_TAIL_LINES} lines: {log}"
+            terminalreporter.write_sep("-", title)
+            terminalreporter.write_line(text)
 
 
 def _stop_quietly(broker: KafkaBroker) -> None:
@@ -115,7 +117,7 @@ def _testcontainers() -> Iterator[KafkaHandle]:
 
 def _local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaHandle]:
     home = tmp_path_factory.mktemp("kafka")
-    _broker_logs.append(home / "broker.log")
+    _broker_logs[home / "broker.log"] = ""
     try:
         broker = start_local_broker(home)
     except (BrokerStartError, PortInUse) as exc:
@@ -124,6 +126,7 @@ def _local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaHandle]:
     try:
         yield KafkaHandle(bootstrap=broker.bootstrap, kind="local", broker=broker)
     finally:
+        _broker_logs[broker.log_path] = broker.log_tail(LOG_TAIL_LINES)  # before shutdown noise
         broker.stop()
 
 
