@@ -80,9 +80,7 @@ class Settings:
     clickhouse_path: str = field(
         default="", metadata=_meta("chDB data folder; empty = <data_dir>/clickhouse")
     )
-    retention_days: int = field(
-        default=90, metadata=_meta("TTL of raw events in days", minimum=1)
-    )
+    retention_days: int = field(default=90, metadata=_meta("TTL of raw events in days", minimum=1))
     sink_max_batch_size: int = field(
         default=20000, metadata=_meta("rows per ClickHouse insert at most", minimum=1)
     )

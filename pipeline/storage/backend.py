@@ -63,7 +63,9 @@ class ChdbBackend:
         try:
             self._session = session.Session(path)
         except Exception as exc:
-            raise ClickHouseUnavailable(f"cannot open embedded ClickHouse at {path}: {exc}") from exc
+            raise ClickHouseUnavailable(
+                f"cannot open embedded ClickHouse at {path}: {exc}"
+            ) from exc
         self.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
 
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
@@ -87,7 +89,9 @@ class ChdbBackend:
         cols = ", ".join(_check_identifier(c) for c in columns)
         # Rows travel as JSONEachRow data after the statement: data, never SQL text.
         body = b"\n".join(orjson.dumps(dict(zip(columns, row, strict=True))) for row in rows)
-        sql = f"INSERT INTO {self.database}.{_check_identifier(table)} ({cols}) FORMAT JSONEachRow\n"
+        sql = (
+            f"INSERT INTO {self.database}.{_check_identifier(table)} ({cols}) FORMAT JSONEachRow\n"
+        )
         with self._lock:
             try:
                 self._session.query(sql + body.decode("utf-8"), "CSV")

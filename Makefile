@@ -1,0 +1,41 @@
+# errorstream — the two commands a fresh machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test install lint format bench clean
+
+## install: a virtualenv with errorstream and its pipeline + dev extras (re-run when pyproject changes)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[pipeline,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: Kafka + worker (embedded ClickHouse) + demo producer, alerts and timelines; Ctrl-C stops
+demo: $(STAMP)
+	$(VENV)/bin/errorstream demo
+
+## test: lint, then the whole suite (unit + integration on a real broker and chDB)
+test: $(STAMP)
+	$(VENV)/bin/ruff check pipeline producers schemas tests bench
+	$(PY) -m pytest -p no:cacheprovider; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
+	  exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pipeline producers schemas tests bench
+	$(VENV)/bin/ruff format --check pipeline producers schemas tests bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format pipeline producers schemas tests bench
+
+## bench: every benchmark script; each ends with JSON lines of its figures
+bench: $(STAMP)
+	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .errorstream .pytest_cache

@@ -1,0 +1,153 @@
+"""``errorstream``: one console script, one subcommand per job.
+
+errorstream worker                    run the pipeline (agents, sink, HTTP API)
+errorstream demo                      Kafka + worker + demo producer, end to end
+errorstream kafka up|down|status      a local single-node broker
+errorstream migrate                   apply ClickHouse migrations
+errorstream query timeline ...        per-bucket counts (via the worker's API, or a server)
+errorstream fingerprint               group JSON-lines events from stdin
+errorstream config show|check FILE    the effective settings / validate a file
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import orjson
+
+
+def _settings(args: argparse.Namespace, **overrides: Any):
+    from pipeline.settings import load_settings
+
+    return load_settings(config_file=getattr(args, "config", None), overrides=overrides)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.worker import run_worker
+
+    return run_worker(_settings(args))
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from pipeline.storage import StorageError, open_backend
+    from pipeline.storage.migrate import migrate
+
+    settings = _settings(args)
+    try:
+        backend = open_backend(settings)
+        applied = migrate(
+            backend,
+            settings.retention_days,
+            progress=lambda m: print(f"  applied {m.version:04d}_{m.name}", file=sys.stderr),
+        )
+    except StorageError as exc:
+        print(f"errorstream migrate: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(applied)} migration(s) applied; schema is up to date ({backend.name})")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from pipeline.settings import load_settings
+
+    if args.action == "check":
+        load_settings(env={}, config_file=args.file)
+        print(f"{args.file}: OK")
+        return 0
+    settings = _settings(args)
+    for key, value in settings.masked().items():
+        print(f"{key} = {value!r}")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from pipeline.query_client import run_query
+
+    return run_query(args, _settings(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(args, _settings(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="errorstream", description="Error tracking on Kafka and ClickHouse."
+    )
+    parser.add_argument("--config", help="settings file (TOML or YAML); env ERRORSTREAM_CONFIG")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("worker", help="run the pipeline worker")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("migrate", help="apply ClickHouse schema migrations")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("config", help="show the effective settings or check a file")
+    p.add_argument("action", choices=["show", "check"])
+    p.add_argument("file", nargs="?", help="with check: the file to validate")
+    p.set_defaults(func=cmd_config)
+
+    from pipeline.query_client import register as register_query
+
+    register_query(sub, cmd_query)
+
+    p = sub.add_parser("demo", help="run Kafka, the worker and a demo producer end to end")
+    p.add_argument(
+        "--events", type=int, default=0, help="stop after N events (0: run until Ctrl-C)"
+    )
+    p.add_argument("--rate", type=float, default=50.0, help="demo events per second")
+    p.add_argument("--no-kafka", action="store_true", help="use the broker at kafka_bootstrap")
+    p.set_defaults(func=cmd_demo)
+
+    from pipeline.kafka_local import register as register_kafka
+
+    register_kafka(sub)
+    try:
+        from pipeline.grouping.cli import register as register_fingerprint
+
+        register_fingerprint(sub)
+    except ImportError:  # pragma: no cover - the grouping CLI ships with the grouping engine
+        pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        import faust  # noqa: F401
+    except ImportError:
+        print(
+            "errorstream: the pipeline needs its extra: pip install 'errorstream[pipeline]'",
+            file=sys.stderr,
+        )
+        return 2
+    from pipeline.settings import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "config" and args.action == "check" and not args.file:
+        parser.error("config check needs a FILE")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"errorstream: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data).decode() + "\n")
+
+
+def fmt_ts(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Every metric of the pipeline, declared in one place.
+
+Names follow ``errorstream_<stage>_<what>_<unit>``. ``Metrics(registry)`` takes the
+registry to register on, so tests can use a fresh one and read exact values.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # decode / validate
+        self.events_received = Counter(
+            "errorstream_ingest_events_received_total",
+            "Raw events read from the ingest topic",
+            registry=r,
+        )
+        self.events_accepted = Counter(
+            "errorstream_ingest_events_accepted_total", "Events that passed validation", registry=r
+        )
+        self.events_invalid = Counter(
+            "errorstream_ingest_events_invalid_total",
+            "Events sent to the dead-letter topic, by reason",
+            ["reason"],
+            registry=r,
+        )
+        # stateful stage
+        self.events_processed = Counter(
+            "errorstream_issues_events_processed_total",
+            "Events counted into issue state",
+            registry=r,
+        )
+        self.events_deduplicated = Counter(
+            "errorstream_issues_events_deduplicated_total",
+            "Redelivered events (same event_id) not counted again",
+            registry=r,
+        )
+        self.events_sampled = Counter(
+            "errorstream_issues_events_sampled_total",
+            "Event bodies not stored because of server-side sampling, by level",
+            ["level"],
+            registry=r,
+        )
+        self.events_shed = Counter(
+            "errorstream_issues_events_shed_total",
+            "Event bodies not stored by admission control (still counted), by limit",
+            ["limit"],
+            registry=r,
+        )
+        self.alerts_emitted = Counter(
+            "errorstream_alerts_emitted_total",
+            "Alerts sent to the alerts topic, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.stage_latency = Histogram(
+            "errorstream_stage_latency_seconds",
+            "Processing time per event and stage",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_lag = Histogram(
+            "errorstream_issues_end_to_end_lag_seconds",
+            "Event time to processed (wall clock)",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.issues_tracked = Gauge(
+            "errorstream_issues_tracked_issues",
+            "Issues in this worker's state (its partitions)",
+            registry=r,
+        )
+        # sink
+        self.sink_rows_inserted = Counter(
+            "errorstream_sink_rows_inserted_total",
+            "Rows inserted into ClickHouse, by table",
+            ["table"],
+            registry=r,
+        )
+        self.sink_batches = Counter(
+            "errorstream_sink_batches_total", "Insert batches committed", registry=r
+        )
+        self.sink_batch_size = Histogram(
+            "errorstream_sink_batch_size_rows",
+            "Rows per insert batch",
+            buckets=(1, 10, 100, 500, 1000, 5000, 10000, 20000, 50000, 100000),
+            registry=r,
+        )
+        self.sink_insert_latency = Histogram(
+            "errorstream_sink_insert_latency_seconds",
+            "Time of one ClickHouse insert",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sink_failures = Counter(
+            "errorstream_sink_insert_failures_total", "Failed insert attempts", registry=r
+        )
+        self.sink_retries = Counter(
+            "errorstream_sink_insert_retries_total", "Insert attempts retried", registry=r
+        )
+        self.sink_rejected = Counter(
+            "errorstream_sink_rows_rejected_total",
+            "Rows ClickHouse or the row builder refused, sent to the dead-letter topic",
+            registry=r,
+        )
+        self.sink_lag = Gauge(
+            "errorstream_sink_consumer_lag_messages",
+            "Messages behind the end of each partition",
+            ["topic", "partition"],
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

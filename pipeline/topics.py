@@ -1,0 +1,44 @@
+"""The topics of the pipeline, and their creation with the configured partition count."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from pipeline.settings import Settings
+
+
+def pipeline_topics(settings: Settings) -> list[str]:
+    return [
+        settings.topic_events,
+        settings.topic_by_fingerprint,
+        settings.topic_processed,
+        settings.topic_alerts,
+        settings.topic_dlq,
+        settings.topic_control,
+    ]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the pipeline's topics that do not exist yet; returns the ones created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in pipeline_topics(settings) if t not in existing]
+        if missing:
+            new = [
+                NewTopic(
+                    t,
+                    num_partitions=settings.partitions,
+                    replication_factor=settings.replication_factor,
+                )
+                for t in missing
+            ]
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them first
+        return missing
+    finally:
+        await admin.close()
