@@ -1,0 +1,117 @@
+"""``group_event``: event dict -> fingerprint, variant, title, culprit, category.
+
+    event ─ view_event ─┬─ rule = rules.first_match(view)
+                        ├─ default = algorithm(version).compute(view)      (strategies_v1)
+                        ├─ fingerprint: rule > event "fingerprint" > default
+                        ├─ secondary: the same with the fallback version, during a transition
+                        ├─ title / culprit (display), category (categorize; a rule may override)
+                        └─ GroupingResult
+
+Custom fingerprints (from the event or a rule) hash in a namespace of their own that does
+not depend on the grouping version, so they survive version changes; ``{{ default }}`` inside
+them expands to the version's default hash.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pipeline.grouping.categorize import categorize
+from pipeline.grouping.config import GroupingConfig, GroupingResult
+from pipeline.grouping.display import culprit_frame, culprit_of, title_of
+from pipeline.grouping.event import EventView, view_event
+from pipeline.grouping.parameterize import normalize_text
+from pipeline.grouping.rules import VARIABLE, Rule
+from pipeline.grouping.versions import get_algorithm, hash_components
+
+DEFAULT_MARKERS = frozenset({"{{ default }}", "{{default}}"})
+
+
+def _variables(view: EventView, config: GroupingConfig, default_hash: str) -> dict[str, str]:
+    outer = view.outermost
+    frame = culprit_frame(view)
+    message = outer.value if outer and outer.value else view.message
+    return {
+        "default": default_hash,
+        "type": outer.type if outer else "",
+        "module": frame.location if frame else "",
+        "function": frame.function if frame else "",
+        "level": view.level,
+        "message": normalize_text(message, config.custom_patterns),
+        "service": view.service,
+        "logger": view.logger,
+        "platform": view.platform,
+    }
+
+
+def expand(template: str, variables: dict[str, str], tags: dict[str, str]) -> str:
+    if "{{" not in template:
+        return template
+
+    def value(match: Any) -> str:
+        name = match.group(1)
+        if name.startswith("tags."):
+            return tags.get(name[5:], "")
+        return variables.get(name, match.group(0))
+
+    return VARIABLE.sub(value, template)
+
+
+def _fingerprint(
+    view: EventView, config: GroupingConfig, version: str, rule: Rule | None
+) -> tuple[str, str, tuple[str, ...], dict[str, str]]:
+    """(hash, variant, components, variables) for one algorithm version."""
+    default = get_algorithm(version).compute(view, config)
+    default_hash = hash_components(f"{version}:{default.variant}", default.components)
+    custom = rule.fingerprint if rule and rule.fingerprint else None
+    variant = "rule"
+    if (
+        custom is None
+        and view.fingerprint
+        and not all(part.strip() in DEFAULT_MARKERS for part in view.fingerprint)
+    ):
+        custom, variant = view.fingerprint, "custom"
+    if custom is None:
+        return default_hash, default.variant, default.components, {"default": default_hash}
+    variables = _variables(view, config, default_hash)
+    parts = tuple(expand(part, variables, view.tags) for part in custom)
+    return hash_components("custom", parts), variant, parts, variables
+
+
+def group_event(
+    event: dict[str, Any], config: GroupingConfig | None = None, *, now: float | None = None
+) -> GroupingResult:
+    """Group one event. Never raises on odd but schema-valid input."""
+    config = config or GroupingConfig()
+    view = view_event(event, (config.in_app_include, config.in_app_exclude))
+    rule = config.rules.first_match(view) if config.rules else None
+    fingerprint, variant, components, variables = _fingerprint(view, config, config.version, rule)
+    secondary: tuple[str, ...] = ()
+    if config.fallback_version and config.in_transition(time.time() if now is None else now):
+        old = _fingerprint(view, config, config.fallback_version, rule)[0]
+        if old != fingerprint:
+            secondary = (old,)
+    title = title_of(view, config.custom_patterns)
+    if rule and rule.title:
+        if len(variables) == 1:
+            variables = _variables(view, config, variables["default"])
+        title = expand(rule.title, variables, view.tags)
+    return GroupingResult(
+        fingerprint=fingerprint,
+        grouping_variant=variant,
+        title=title,
+        culprit=culprit_of(view),
+        category=rule.category if rule and rule.category else categorize(view),
+        secondary_fingerprints=secondary,
+        components=components,
+        grouping_version=config.version,
+        rule=rule.name if rule else None,
+    )
+
+
+def normalize_message(text: str, config: GroupingConfig | None = None) -> str:
+    """Replace the variable parts of a message with typed placeholders (idempotent)."""
+    if not isinstance(text, str):
+        return ""
+    return normalize_text(text, config.custom_patterns if config else ())

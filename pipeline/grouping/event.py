@@ -1,0 +1,155 @@
+"""A tolerant, typed view of the parts of an event payload that grouping reads.
+
+Events follow Sentry's payload field names (schema v1). Anything missing, ``None`` or of the
+wrong type reads as empty, so grouping never raises on odd but schema-valid input.
+``exception`` may be ``{"values": [...]}`` or a plain list; ``message`` may be a string or a
+log entry dict (``formatted`` / ``message``); ``logentry`` is read when ``message`` is absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.grouping.frames import frame_key, looks_third_party
+
+
+@dataclass(frozen=True, slots=True)
+class FrameView:
+    location: str  # normalized module or file path
+    function: str  # normalized function
+    context: str  # normalized context line ("" when absent or minified)
+    in_app: bool
+    raw_module: str
+    raw_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionView:
+    type: str
+    value: str
+    module: str
+    frames: tuple[FrameView, ...]  # oldest call first, innermost last
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    platform: str
+    level: str
+    service: str
+    logger: str
+    message: str
+    tags: dict[str, str]
+    fingerprint: tuple[str, ...]
+    exceptions: tuple[ExceptionView, ...]  # Sentry order: the last one is the outermost
+
+    @property
+    def outermost(self) -> ExceptionView | None:
+        return self.exceptions[-1] if self.exceptions else None
+
+
+def text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return str(value)
+
+
+def _message(event: dict[str, Any]) -> str:
+    message = event.get("message")
+    if message is None:
+        message = event.get("logentry")
+    if isinstance(message, dict):
+        return text(message.get("formatted")) or text(message.get("message"))
+    return text(message)
+
+
+def _tags(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return {text(k): text(v) for k, v in raw.items()}
+    if isinstance(raw, list):  # Sentry also allows [[key, value], ...]
+        pairs = (p for p in raw if isinstance(p, (list, tuple)) and len(p) == 2)
+        return {text(k): text(v) for k, v in pairs}
+    return {}
+
+
+def _in_app(frame: dict[str, Any], module: str, path: str, overrides: InAppOverrides) -> bool:
+    include, exclude = overrides
+    name = module or path
+    if name:
+        if exclude and name.startswith(exclude):
+            return False
+        if include and name.startswith(include):
+            return True
+    flag = frame.get("in_app")
+    if isinstance(flag, bool):
+        return flag
+    return not looks_third_party(path, module)
+
+
+InAppOverrides = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def _frames(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[FrameView, ...]:
+    if isinstance(raw, dict):
+        raw = raw.get("frames")
+    if not isinstance(raw, list):
+        return ()
+    frames = []
+    for frame in raw:
+        if not isinstance(frame, dict):
+            continue
+        module = text(frame.get("module"))
+        filename = text(frame.get("filename"))
+        abs_path = text(frame.get("abs_path"))
+        function = text(frame.get("function"))
+        if not (module or filename or abs_path or function):
+            continue
+        location, func, context = frame_key(
+            platform, module, filename, abs_path, function, text(frame.get("context_line"))
+        )
+        path = abs_path or filename
+        in_app = _in_app(frame, module, path, overrides)
+        frames.append(FrameView(location, func, context, in_app, module, path))
+    return tuple(frames)
+
+
+def _exceptions(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[ExceptionView, ...]:
+    if isinstance(raw, dict):
+        raw = raw.get("values")
+    if not isinstance(raw, list):
+        return ()
+    exceptions = []
+    for exc in raw:
+        if not isinstance(exc, dict):
+            continue
+        frames = _frames(exc.get("stacktrace"), platform, overrides)
+        exc_type = text(exc.get("type"))
+        value = text(exc.get("value"))
+        if exc_type or value or frames:
+            exceptions.append(ExceptionView(exc_type, value, text(exc.get("module")), frames))
+    return tuple(exceptions)
+
+
+def view_event(event: Any, overrides: InAppOverrides = ((), ())) -> EventView:
+    if not isinstance(event, dict):
+        event = {}
+    platform = text(event.get("platform")).lower() or "other"
+    raw_fingerprint = event.get("fingerprint")
+    fingerprint = (
+        tuple(text(part) for part in raw_fingerprint if part is not None)
+        if isinstance(raw_fingerprint, list)
+        else ()
+    )
+    level = text(event.get("level")).lower() or "error"
+    return EventView(
+        platform=platform,
+        level="fatal" if level == "critical" else level,
+        service=text(event.get("service")),
+        logger=text(event.get("logger")),
+        message=_message(event),
+        tags=_tags(event.get("tags")),
+        fingerprint=fingerprint,
+        exceptions=_exceptions(event.get("exception"), platform, overrides),
+    )

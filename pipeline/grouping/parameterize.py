@@ -1,0 +1,126 @@
+"""Message normalization: replace the variable parts of a message with typed placeholders.
+
+    "Connection to 10.0.0.7:5432 timed out after 30s"  ->  "Connection to <ip> timed out after <duration>"
+
+Steps, in order:
+  1. cut the raw text to ``MAX_INPUT_CHARS`` (cost guard against megabyte messages);
+  2. keep the first two non-empty lines (stripped); append "..." when lines were dropped;
+  3. user patterns (config), one combined regex, one pass; then one left-to-right pass of
+     the single combined built-in regex from ``patterns.py``; HTTP status codes after
+     "status"/"HTTP"/... are kept;
+  4. cut the result to ``MAX_OUTPUT_CHARS`` at a space.
+
+The output is a fixed point: normalizing it again returns it unchanged (placeholders contain
+no digits or separators any pattern could match). The built-in regex is compiled once at import, the
+user regex once per set of custom patterns; results are cached on the (text, custom patterns) pair.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+from pipeline.grouping.patterns import BUILTIN_PATTERNS, KEEP, NEEDS_DIGIT
+
+MAX_INPUT_CHARS = 8192
+MAX_OUTPUT_CHARS = 1024
+MAX_LINES = 2
+
+_CUSTOM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+CustomPatterns = tuple[tuple[str, str], ...]
+
+
+class PatternError(ValueError):
+    """A custom pattern has a bad name or a regex that does not compile."""
+
+
+def validate_custom_patterns(custom_patterns: Sequence[Sequence[str]]) -> CustomPatterns:
+    """Check names and regexes of user patterns; return them as a tuple of pairs."""
+    checked = []
+    for index, pair in enumerate(custom_patterns):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise PatternError(f"custom pattern #{index}: expected (name, regex), got {pair!r}")
+        name, regex = pair
+        if not isinstance(name, str) or not _CUSTOM_NAME.match(name):
+            raise PatternError(
+                f"custom pattern #{index}: name {name!r} must match [a-z][a-z0-9_]* (max 32)"
+            )
+        try:
+            compiled = re.compile(regex)
+        except (re.error, TypeError) as exc:
+            raise PatternError(f"custom pattern {name!r}: invalid regex {regex!r}: {exc}") from exc
+        if compiled.match(""):
+            raise PatternError(f"custom pattern {name!r}: regex {regex!r} matches the empty string")
+        checked.append((name, regex))
+    return tuple(checked)
+
+
+def _compile(with_digit_patterns: bool) -> re.Pattern[str]:
+    parts = [
+        f"(?P<{name}>{regex})"
+        for name, regex in BUILTIN_PATTERNS
+        if with_digit_patterns or name not in NEEDS_DIGIT
+    ]
+    return re.compile("|".join(parts))
+
+
+# Text without any digit (common for exception values) goes through a smaller regex.
+_ALL_PATTERNS = _compile(with_digit_patterns=True)
+_NO_DIGIT_PATTERNS = _compile(with_digit_patterns=False)
+_HAS_DIGIT = re.compile(r"\d").search
+_PLACEHOLDER = {name: None if name in KEEP else f"<{name}>" for name, _ in BUILTIN_PATTERNS}
+
+
+def _substitute_builtin(match: re.Match[str]) -> str:
+    placeholder = _PLACEHOLDER[match.lastgroup]  # type: ignore[index]
+    return match.group() if placeholder is None else placeholder
+
+
+@lru_cache(maxsize=64)
+def _custom_regex(custom_patterns: CustomPatterns) -> tuple[re.Pattern[str], dict[str, str]]:
+    """User patterns OR-ed into one regex (tried in their order); group name -> placeholder."""
+    parts = []
+    replacement = {}
+    for index, (name, regex) in enumerate(custom_patterns):
+        group = f"c{index}_{name}"
+        parts.append(f"(?P<{group}>{regex})")
+        replacement[group] = f"<{name}>"
+    return re.compile("|".join(parts)), replacement
+
+
+def trim_lines(text: str) -> str:
+    """First ``MAX_LINES`` non-empty lines, stripped, plus "..." if anything was dropped."""
+    if "\n" not in text and "\r" not in text:
+        return text.strip()
+    lines = [line.strip() for line in text.splitlines()]
+    kept = [line for line in lines if line]
+    if len(kept) <= MAX_LINES:
+        return "\n".join(kept)
+    return "\n".join(kept[:MAX_LINES]) + "..."
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_OUTPUT_CHARS:
+        return text
+    head = text[:MAX_OUTPUT_CHARS]
+    space = head.rfind(" ")
+    return head[:space] if space > MAX_OUTPUT_CHARS // 2 else head
+
+
+@lru_cache(maxsize=65536)
+def _normalize(text: str, custom_patterns: CustomPatterns) -> str:
+    trimmed = trim_lines(text[:MAX_INPUT_CHARS])
+    if custom_patterns:
+        regex, replacement = _custom_regex(custom_patterns)
+        trimmed = regex.sub(lambda m: replacement[m.lastgroup], trimmed)  # type: ignore[index]
+    regex = _ALL_PATTERNS if _HAS_DIGIT(trimmed) else _NO_DIGIT_PATTERNS
+    return _cut(regex.sub(_substitute_builtin, trimmed))
+
+
+def normalize_text(text: str, custom_patterns: CustomPatterns = ()) -> str:
+    """Normalize ``text`` with already validated custom patterns (the hot path)."""
+    if not text:
+        return ""
+    return _normalize(text, custom_patterns)

@@ -1,0 +1,80 @@
+"""The registry of grouping algorithm versions.
+
+A version names a function ``EventView, GroupingConfig -> DefaultGrouping`` that computes the
+*default* grouping (what ``{{ default }}`` means). Custom and rule fingerprints are layered on
+top by ``engine.py`` and do not depend on the version. A new algorithm is added by writing
+its function and registering it under a new name; existing versions are never changed, since
+changing one would split every issue grouped by it (see "Changing the grouping version" in
+docs/grouping.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.grouping.config import GroupingConfig
+    from pipeline.grouping.event import EventView
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultGrouping:
+    variant: str
+    components: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GroupingAlgorithm:
+    version: str
+    compute: Callable[[EventView, GroupingConfig], DefaultGrouping]
+    description: str = ""
+
+
+_ALGORITHMS: dict[str, GroupingAlgorithm] = {}
+
+
+def register_algorithm(algorithm: GroupingAlgorithm, *, replace: bool = False) -> None:
+    if algorithm.version in _ALGORITHMS and not replace:
+        raise ValueError(f"grouping version {algorithm.version!r} is already registered")
+    _ALGORITHMS[algorithm.version] = algorithm
+
+
+def unregister_algorithm(version: str) -> None:
+    _ALGORITHMS.pop(version, None)
+
+
+def get_algorithm(version: str) -> GroupingAlgorithm:
+    _load_builtin()
+    try:
+        return _ALGORITHMS[version]
+    except KeyError:
+        known = ", ".join(sorted(_ALGORITHMS)) or "none"
+        raise ValueError(f"unknown grouping version {version!r} (known: {known})") from None
+
+
+def registered_versions() -> tuple[str, ...]:
+    _load_builtin()
+    return tuple(sorted(_ALGORITHMS))
+
+
+def _load_builtin() -> None:
+    if "v1" not in _ALGORITHMS:
+        from pipeline.grouping import strategies_v1
+
+        register_algorithm(strategies_v1.ALGORITHM, replace=True)
+
+
+def hash_components(namespace: str, components: tuple[str, ...]) -> str:
+    """32 hex chars of blake2b over the namespace and the components.
+
+    Deterministic across processes, machines and PYTHONHASHSEED (never ``hash()``).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(namespace.encode())
+    for component in components:
+        digest.update(b"\x1e")
+        digest.update(component.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
