@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -141,8 +142,8 @@ def _validate(s: Settings) -> None:
     def fail(key: str, why: str) -> None:
         raise ValueError(f"errorstream config {_name(key)}: {why}, got {getattr(s, key)!r}")
 
-    if not isinstance(s.service, str) or not s.service:
-        fail("service", "required non-empty string")
+    if not isinstance(s.service, str) or not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,128}", s.service):
+        fail("service", "required: 1-128 characters of A-Z a-z 0-9 _ . : / -")
     for key in ("brokers", "topic"):
         if not isinstance(getattr(s, key), str) or not getattr(s, key):
             fail(key, "must be a non-empty string")
@@ -150,9 +151,10 @@ def _validate(s: Settings) -> None:
         host, sep, port = part.strip().rpartition(":")
         if not sep or not host or not port.isdigit():
             fail("brokers", "expected comma-separated host:port")
-    for key in ("environment", "release"):
-        if getattr(s, key) is not None and not isinstance(getattr(s, key), str):
-            fail(key, "must be a string")
+    for key, longest in (("environment", 64), ("release", 200)):
+        v = getattr(s, key)
+        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= longest):
+            fail(key, f"must be a string of 1-{longest} characters")
     for level, rate in s.sample_rates.items():
         if level not in LEVELS:
             fail("sample_rates", f"unknown level {level!r} (levels: {', '.join(LEVELS)})")
@@ -182,8 +184,6 @@ def _validate(s: Settings) -> None:
         fail("acks", "must be one of all, 0, 1, -1")
     if s.enable_idempotence and s.acks not in ("all", "-1"):
         fail("enable_idempotence", "requires acks=all")
-    import re
-
     for pattern in s.scrub_patterns:
         try:
             re.compile(pattern)

@@ -51,15 +51,37 @@ def static_contexts() -> dict[str, Any]:
     }
 
 
+MAX_TAGS = 64
+MAX_TAG_KEY = 64
+MAX_TAG_VALUE = 200
+MAX_FINGERPRINT = 16
+MAX_FINGERPRINT_PART = 512
+MAX_LOGGER = 256
+
+
 def breadcrumb_dict(b: Breadcrumb) -> dict[str, Any]:
-    return {
-        "timestamp": rfc3339(b.timestamp),
-        "category": b.category,
-        "message": b.message,
-        "level": b.level,
-        "type": b.type,
-        "data": b.data or {},
-    }
+    crumb: dict[str, Any] = {"timestamp": rfc3339(b.timestamp)}
+    if b.category is not None:
+        crumb["category"] = str(b.category)
+    if b.message is not None:
+        crumb["message"] = str(b.message)
+    crumb["level"] = b.level
+    crumb["type"] = b.type
+    crumb["data"] = b.data or {}
+    return crumb
+
+
+def bounded_tags(scope_tags: dict[str, str], tags: dict[str, Any] | None) -> dict[str, str]:
+    """At most 64 tags, keys cut to 64 and values to 200 characters (the schema's bounds)."""
+    merged = dict(scope_tags)
+    if tags:
+        merged.update({str(k): str(v) for k, v in tags.items()})
+    out: dict[str, str] = {}
+    for k, v in merged.items():
+        if len(out) >= MAX_TAGS:
+            break
+        out[k[:MAX_TAG_KEY]] = v[:MAX_TAG_VALUE]
+    return out
 
 
 class EventBuilder:
@@ -89,7 +111,7 @@ class EventBuilder:
             "sdk": {"name": SDK_NAME, "version": SDK_VERSION},
         }
         if c.logger is not None:
-            event["logger"] = c.logger
+            event["logger"] = str(c.logger)[:MAX_LOGGER]
         if c.message is not None:
             event["message"] = c.message
         if c.chain:
@@ -100,11 +122,10 @@ class EventBuilder:
                 )
             }
         if c.fingerprint:
-            event["fingerprint"] = [str(x) for x in c.fingerprint]
-        tags = dict(c.scope_tags)
-        if c.tags:
-            tags.update({str(k): str(v) for k, v in c.tags.items()})
-        event["tags"] = tags
+            event["fingerprint"] = [
+                str(x)[:MAX_FINGERPRINT_PART] for x in c.fingerprint[:MAX_FINGERPRINT]
+            ]
+        event["tags"] = bounded_tags(c.scope_tags, c.tags)
         if c.user:
             event["user"] = c.user
         if c.request:

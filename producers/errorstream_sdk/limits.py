@@ -3,7 +3,6 @@ level sampling, a token bucket per error key, and a dedupe of repeated captures.
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
@@ -54,23 +53,27 @@ class TokenBucketLimiter:
 
 
 class Deduper:
-    """Drops a capture identical to the previous one: the same exception object captured
-    again (e.g. by the decorator and then by ``sys.excepthook`` as it propagates), or the
-    same message at the same level from the same logger, consecutively."""
+    """Drops a capture identical to an earlier one: the same exception object captured
+    again (e.g. by the decorator and then by ``sys.excepthook`` as it propagates; marked
+    with an attribute, so no reference to it is kept), or the same message at the same
+    level from the same logger twice in a row."""
+
+    MARK = "__errorstream_captured__"
 
     def __init__(self) -> None:
-        self._last_exc: weakref.ref[BaseException] | None = None
+        self._last_exc_id: int | None = None
         self._last_msg: tuple[str, str, str | None] | None = None
 
     def seen_exception(self, exc: BaseException) -> bool:
-        last = self._last_exc() if self._last_exc is not None else None
-        if last is exc:
+        if getattr(exc, self.MARK, False):
             return True
-        try:
-            self._last_exc = weakref.ref(exc)
-        except TypeError:
-            self._last_exc = None
         self._last_msg = None
+        try:
+            setattr(exc, self.MARK, True)
+        except Exception:  # no __dict__: fall back to "same object as last time"
+            if id(exc) == self._last_exc_id:
+                return True
+        self._last_exc_id = id(exc)
         return False
 
     def seen_message(self, message: str, level: str, logger: str | None) -> bool:
@@ -78,5 +81,5 @@ class Deduper:
         if key == self._last_msg:
             return True
         self._last_msg = key
-        self._last_exc = None
+        self._last_exc_id = None
         return False

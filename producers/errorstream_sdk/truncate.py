@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 _OPTS = orjson.OPT_NON_STR_KEYS
+MAX_CONTEXT_LINE = 4096
 
 
 def _default(obj: Any) -> str:
@@ -32,7 +33,7 @@ def cap_strings(event: dict[str, Any], limit: int) -> bool:
     """Cap free-text fields at ``limit`` characters; True if anything was cut."""
     cut = False
 
-    def cap(d: dict[str, Any], key: str) -> None:
+    def cap(d: dict[str, Any], key: str, limit: int = limit) -> None:
         nonlocal cut
         v = d.get(key)
         if isinstance(v, str) and len(v) > limit:
@@ -43,7 +44,7 @@ def cap_strings(event: dict[str, Any], limit: int) -> bool:
     for exc in (event.get("exception") or {}).get("values", ()):
         cap(exc, "value")
         for f in exc["stacktrace"]["frames"]:
-            cap(f, "context_line")
+            cap(f, "context_line", min(limit, MAX_CONTEXT_LINE))
     for b in (event.get("breadcrumbs") or {}).get("values", ()):
         cap(b, "message")
     return cut
