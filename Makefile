@@ -21,17 +21,17 @@ demo: $(STAMP)
 
 ## test: lint, then the whole suite (unit + integration on a real broker and chDB)
 test: $(STAMP)
-	$(VENV)/bin/ruff check pipeline producers schemas tests bench
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	  exit $$rc
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pipeline producers schemas tests bench
-	$(VENV)/bin/ruff format --check pipeline producers schemas tests bench
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format pipeline producers schemas tests bench
+	$(VENV)/bin/ruff format .
 
 ## bench: every benchmark script; each ends with JSON lines of its figures
 bench: $(STAMP)
