@@ -35,6 +35,8 @@ EXCLUSIONS = (("ch.qos.logback", "*"), ("log4j", "log4j"), ("org.slf4j", "slf4j-
 # Small enough for a 512 MiB heap, large enough for faust's compacted changelog topics.
 LOG_CLEANER_DEDUPE_BUFFER_BYTES = 32 * 1024 * 1024
 LOG_RETENTION_CHECK_INTERVAL_MS = 60_000
+BROKER_HEARTBEAT_INTERVAL_MS = 500
+BROKER_SESSION_TIMEOUT_MS = 4_000  # 8 missed heartbeats: no fencing under CI load
 
 
 def major_version(version: str) -> int:
@@ -163,6 +165,10 @@ def server_properties(cfg: BrokerConfig) -> dict[str, str]:
         "transaction.state.log.num.partitions": "1",
         # Consumers join at once instead of after the default 3 s.
         "group.initial.rebalance.delay.ms": "0",
+        # A restarted node re-registers only once its previous session expires (Kafka 4.x:
+        # DUPLICATE_BROKER_REGISTRATION until then): 9 s by default made `down` + `up` take 12 s.
+        "broker.heartbeat.interval.ms": str(BROKER_HEARTBEAT_INTERVAL_MS),
+        "broker.session.timeout.ms": str(BROKER_SESSION_TIMEOUT_MS),
         # faust tables use compacted changelogs: keep the cleaner, with a heap-friendly buffer.
         "log.cleaner.enable": "true",
         "log.cleaner.dedupe.buffer.size": str(LOG_CLEANER_DEDUPE_BUFFER_BYTES),

@@ -61,6 +61,12 @@ def test_server_properties_fit_a_single_small_node() -> None:
     assert props["log.cleaner.enable"] == "true"
     assert int(props["log.cleaner.dedupe.buffer.size"]) == 32 * 1024 * 1024
     assert 10_000 <= int(props["log.retention.check.interval.ms"]) <= 300_000
+    # A restarted broker re-registers quickly, yet a busy CI box does not fence it.
+    heartbeat, session = (
+        int(props["broker.heartbeat.interval.ms"]),
+        int(props["broker.session.timeout.ms"]),
+    )
+    assert session >= 6 * heartbeat and session <= 9_000
 
 
 def test_server_properties_default_ports() -> None:
