@@ -70,6 +70,7 @@ def _compile(with_digit_patterns: bool) -> re.Pattern[str]:
 _ALL_PATTERNS = _compile(with_digit_patterns=True)
 _NO_DIGIT_PATTERNS = _compile(with_digit_patterns=False)
 _HAS_DIGIT = re.compile(r"\d").search
+_GLUED_PLACEHOLDER = re.compile(r"[\w:.\-/\\@%+]<[a-z]|[a-z0-9_]>[\w:.\-@]").search
 _PLACEHOLDER = {name: None if name in KEEP else f"<{name}>" for name, _ in BUILTIN_PATTERNS}
 
 
@@ -115,8 +116,20 @@ def _normalize(text: str, custom_patterns: CustomPatterns) -> str:
     if custom_patterns:
         regex, replacement = _custom_regex(custom_patterns)
         trimmed = regex.sub(lambda m: replacement[m.lastgroup], trimmed)  # type: ignore[index]
-    regex = _ALL_PATTERNS if _HAS_DIGIT(trimmed) else _NO_DIGIT_PATTERNS
-    return _cut(regex.sub(_substitute_builtin, trimmed))
+    if not _HAS_DIGIT(trimmed):
+        return _cut(_NO_DIGIT_PATTERNS.sub(_substitute_builtin, trimmed))
+    result = _ALL_PATTERNS.sub(_substitute_builtin, trimmed)
+    # A placeholder glued to other text ("3.<hex>", "17a::<hex>") can let a neighbour match
+    # that its original digits prevented; re-run until nothing changes so the output is a
+    # fixed point (rare: only when such a junction exists).
+    for _ in range(4):
+        if not _GLUED_PLACEHOLDER(result):
+            break
+        again = _ALL_PATTERNS.sub(_substitute_builtin, result)
+        if again == result:
+            break
+        result = again
+    return _cut(result)
 
 
 def normalize_text(text: str, custom_patterns: CustomPatterns = ()) -> str:

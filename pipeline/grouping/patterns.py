@@ -65,7 +65,7 @@ _IP = rf"{_IPV4}|{_IPV6}"
 
 _TRACEPARENT = (
     r"\b00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]\b"  # W3C traceparent
-    r"|\b(?:Root=)?1-[0-9a-f]{8}-[0-9a-f]{24}\b"  # AWS X-Ray / ALB trace id
+    r"|\b1-[0-9a-f]{8}-[0-9a-f]{24}\b"  # AWS X-Ray / ALB trace id
 )
 _UUID = r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
 # Digests: standalone hex strings of exact lengths (containing at least one digit).
@@ -136,8 +136,8 @@ _GIT_SHA = r"\b(?=[0-9a-f]{7}\b)(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7}\b"
 
 # A minus sign belongs to the number only when it does not join two words ("a-1").
 _SIGN = r"(?:(?<![\w)\]-])-)?"
-_FLOAT = rf"{_SIGN}(?<![\w.])\d+\.\d+(?:\.\d+)*(?:[eE][+-]?\d+)?(?![\w.]|\.\d)"
-_INT = rf"{_SIGN}(?<![A-Za-z0-9.])\d+(?![A-Za-z0-9]|\.\d)"
+_FLOAT = rf"{_SIGN}(?<![\w.])\d+\.\d+(?:\.\d+)*(?:[eE][+-]?\d+)?(?!\w|\.\d)"
+_INT = rf"{_SIGN}(?<![A-Za-z0-9.])\d+(?![A-Za-z0-9])"
 
 _QUOTED_STR = r"(?<==)(?:\"[^\"]*\"|'[^']*')"
 _BOOL = r"(?<==)(?:[Tt]rue|[Ff]alse|TRUE|FALSE)\b"

@@ -1,0 +1,162 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.grouping import GroupingConfig, PatternError, normalize_message
+from pipeline.grouping.parameterize import MAX_OUTPUT_CHARS
+
+SENTRY_EXAMPLE = (
+    "Wed Apr 17 22:31:45 2019: foobar.bazblafasel@example.invalid logged in (error 42) "
+    "time spent 1234.33 --- correlation id 88ee7c66-29a9-4a4a-bc26-c72d76c5de14, checksum "
+    "da39a3ee5e6b4b0d3255bfef95601890afd80709 (md5 d41d8cd98f00b204e9800998ecf8427e); payload "
+    "timestamp 2019-04-17T20:29:05Z (submitted from 127.0.0.1 via "
+    "2001:0db8:85a3:0000:0000:8a2e:0370:7334 via ::1) at offset 0xfeedbeef"
+)
+SENTRY_EXPECTED = (
+    "<date>: <email> logged in (error <int>) time spent <float> --- correlation id <uuid>, "
+    "checksum <sha1> (md5 <md5>); payload timestamp <date> (submitted from <ip> via <ip> "
+    "via <ip>) at offset <hex>"
+)
+
+
+def test_sentry_worked_example():
+    assert normalize_message(SENTRY_EXAMPLE) == SENTRY_EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("testing testing 1, 2, 3", "testing testing <int>, <int>, <int>"),
+        ("Test 1", "Test <int>"),
+        (
+            "Loading chunk 158 failed.\n(timeout: https://shop.example.com/static/js/158.js)",
+            "Loading chunk <int> failed.\n(timeout: <url>)",
+        ),
+        ("mail bob.smith+tag@corp.example.org bounced", "mail <email> bounced"),
+        ("GET https://api.example.com/v1/users/7?x=1 failed", "GET <url> failed"),
+        ("DSN postgres://app:secret@db.internal:5432/shop down", "DSN <url> down"),
+        ("cannot reach payments.example.com", "cannot reach <hostname>"),
+        ("dial tcp 10.1.2.3:5432: connect: refused", "dial tcp <ip>: connect: refused"),
+        ("peer [2001:db8::1]:443 reset", "peer <ip> reset"),
+        ("from fe80::1%eth0 and ::ffff:192.168.0.1", "from <ip> and <ip>"),
+        ("trace 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "trace <traceparent>"),
+        ("alb Root=1-67891233-abcdef012345678912345678 slow", "alb Root=<traceparent> slow"),
+        ("id 88EE7C66-29A9-4A4A-BC26-C72D76C5DE14 gone", "id <uuid> gone"),
+        (
+            "blob e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 missing",
+            "blob <sha256> missing",
+        ),
+        ("deploy abc1234 failed", "deploy <git_sha> failed"),
+        ("object at 0x7f3a2b1c9d40 is dead", "object at <hex> is dead"),
+        ("session deadbeef1234 expired", "session <hex> expired"),
+        ("at 2024-01-02 03:04:05.123+02:00", "at <date>"),
+        ("at 2024-01-02T03:04:05Z", "at <date>"),
+        ("on Mon, 02 Jan 2006 15:04:05 MST", "on <date>"),
+        ("on Wed Apr 17 2019 22:31:45 GMT+0200 (Central European Summer Time)", "on <date>"),
+        ("since Jan 02, 1999", "since <date>"),
+        ("at 17/04/2019 and 3:45 PM", "at <date> and <date>"),
+        ("at datetime.datetime(2019, 4, 17, 20, 29, 5)", "at <date>"),
+        ("took 1.5s then 250ms then 1h2m3.5s", "took <duration> then <duration> then <duration>"),
+        ("waited 30 seconds", "waited <duration>"),
+        ("ratio -3.14 of 1234.5", "ratio <float> of <float>"),
+        ("retry -5 and item_42 and order-17", "retry <int> and item_<int> and order-<int>"),
+        ("open /home/alice/shop/data/report.csv failed", "open <path> failed"),
+        ("read ./config/settings.yaml", "read <path>"),
+        (r"open C:\Users\bob\AppData\cache.db denied", "open <path> denied"),
+        ("user=\"bob\" role='admin' active=True", "user=<quoted_str> role=<quoted_str> active=<bool>"),
+        # kept as is
+        ("Foo::bar() failed in std::vector", "Foo::bar() failed in std::vector"),
+        ("Cafe::Bad is not an address", "Cafe::Bad is not an address"),
+        ("java.io.IOException in app.db", "java.io.IOException in app.db"),
+        ("v1 of the API", "v1 of the API"),
+        ("KeyError: 'user_id'", "KeyError: 'user_id'"),
+        ("GET /api/users/9 not allowed", "GET /api/users/<int> not allowed"),
+    ],
+)
+def test_placeholders(raw, expected):
+    assert normalize_message(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "status 404",
+        "status code 503",
+        "status_code=500",
+        "HTTP 502",
+        "HTTP/1.1 429",
+        "HTTP error 401",
+        "upstream returned 500",
+        "upstream returned 503: try later",
+        "server responded with 404",
+        "502 Bad Gateway",
+        "GET /x -> 404 Not Found",
+        "request failed with 500",
+    ],
+)
+def test_http_status_codes_are_kept(raw):
+    assert normalize_message(raw) == raw
+
+
+def test_status_codes_group_apart_but_other_numbers_do_not():
+    assert normalize_message("status 404 for /api") != normalize_message("status 500 for /api")
+    assert normalize_message("query returned 250 rows") == "query returned <int> rows"
+    assert normalize_message("error 42") == "error <int>"
+    assert normalize_message("status 9999") == "status <int>"
+
+
+def test_long_messages_are_trimmed_to_two_lines():
+    text = "first line 1\n\n  second line 2  \nthird line\nfourth"
+    assert normalize_message(text) == "first line <int>\nsecond line <int>..."
+
+
+def test_output_is_capped():
+    text = "word " * 5000
+    assert len(normalize_message(text)) <= MAX_OUTPUT_CHARS
+
+
+def test_custom_patterns_apply_before_builtins():
+    config = GroupingConfig(custom_patterns=(("order_id", r"\bORD-\d+"), ("tenant", r"t_[a-z]+")))
+    assert (
+        normalize_message("ORD-12345 for t_acme at 10.0.0.1", config)
+        == "<order_id> for <tenant> at <ip>"
+    )
+    assert normalize_message("ORD-12345", None) == "ORD-<int>"
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [(("Bad Name", "x"),), (("ok", "(unclosed"),), (("empty", "a*"),), (("x",),)],
+)
+def test_invalid_custom_patterns_are_rejected(patterns):
+    with pytest.raises(PatternError):
+        GroupingConfig(custom_patterns=patterns)
+
+
+def test_non_string_input_is_empty():
+    assert normalize_message(None) == ""  # type: ignore[arg-type]
+    assert normalize_message("") == ""
+
+
+_TOKENS = st.sampled_from(
+    [
+        "a", "x=", "=", "'", '"', "-", ".", ":", "::", "/", "\\", "_", "@", " ", "\n", "0x",
+        "1", "42", "404", "3.5", "ms", "s", "status", "HTTP", "returned", "Jan", "Mon", ",",
+        "2019-04-17", "T", "Z", "12:30", "10.0.0.1", "fe80", "abc", "deadbeef", "com", "example",
+        "https://", "True", "(", ")", "[", "]", "<int>", "<", ">", "ORD", "home", "e5", "%",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_TOKENS, max_size=25).map("".join))
+def test_normalization_is_idempotent_on_tricky_tokens(text):
+    once = normalize_message(text)
+    assert normalize_message(once) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_normalization_is_idempotent_on_any_text(text):
+    once = normalize_message(text)
+    assert normalize_message(once) == once
