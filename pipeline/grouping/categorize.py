@@ -1,8 +1,9 @@
 """Categorize an event into one of a fixed set of categories.
 
 Decision order (first hit wins), over the exception chain from the outermost exception in:
-  1. the exception type (simple or qualified name) in ``TYPE_CATEGORY``; a network-typed
-     error whose message says it timed out is a ``timeout``;
+  1. the exception type (simple or qualified name) in ``TYPE_CATEGORY``; a network or
+     business-logic type whose message says memory / timeout is ``memory`` / ``timeout``
+     (``RangeError: Maximum call stack size exceeded``);
   2. the module the exception type lives in (``requests.exceptions`` -> network, ...);
   3. keywords in the exception value or log message (``MESSAGE_PATTERNS``, in order);
   4. a type we do not know from a module of the application itself -> ``business_logic``;
@@ -173,8 +174,10 @@ def categorize(view: EventView) -> str:
     for exc in reversed(view.exceptions):  # outermost first
         category = TYPE_CATEGORY.get(exc.type) or TYPE_CATEGORY.get(_simple_name(exc.type))
         if category:
-            if category == "network" and MESSAGE_PATTERNS[1][1].search(exc.value):
-                return "timeout"
+            if category in ("network", "business_logic"):  # refined by what the message says
+                for refined, pattern in MESSAGE_PATTERNS[:2]:  # memory, timeout
+                    if pattern.search(exc.value):
+                        return refined
             return category
         module = exc.module or exc.type.rpartition(".")[0]
         for prefix, module_category in MODULE_CATEGORY:

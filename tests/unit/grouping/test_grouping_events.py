@@ -60,9 +60,7 @@ def test_chained_exceptions_use_every_link_with_in_app_frames():
         "type": "PaymentFailed",
         "value": "charge failed",
         "stacktrace": {
-            "frames": [
-                {"module": "shop.api.views", "function": "create_payment", "in_app": True}
-            ]
+            "frames": [{"module": "shop.api.views", "function": "create_payment", "in_app": True}]
         },
     }
     chained = with_(python_event(), exception={"values": [cause, outer]})
@@ -75,8 +73,14 @@ def test_chained_exceptions_use_every_link_with_in_app_frames():
 
 def test_recursion_collapses_and_frames_are_capped():
     frame = {"module": "app.tree", "function": "walk", "in_app": True, "context_line": "walk(n)"}
-    shallow = {"service": "s", "exception": [{"type": "RecursionError", "stacktrace": {"frames": [frame] * 3}}]}
-    deep = {"service": "s", "exception": [{"type": "RecursionError", "stacktrace": {"frames": [frame] * 900}}]}
+    shallow = {
+        "service": "s",
+        "exception": [{"type": "RecursionError", "stacktrace": {"frames": [frame] * 3}}],
+    }
+    deep = {
+        "service": "s",
+        "exception": [{"type": "RecursionError", "stacktrace": {"frames": [frame] * 900}}],
+    }
     assert fp(shallow) == fp(deep)
     distinct = [dict(frame, function=f"f{i}") for i in range(100)]
     capped = {"service": "s", "exception": [{"type": "E", "stacktrace": {"frames": distinct}}]}
@@ -170,9 +174,15 @@ def test_exception_without_frames_groups_on_type_and_normalized_value():
         ("Payment 8812 failed for bob@shop.com", "Payment 17 failed for eve@corp.org"),
         ("Job 3f2a-ignored took 1532ms", "Job 3f2a-ignored took 12ms"),
         ("cache miss for key user:8821:profile", "cache miss for key user:17:profile"),
-        ("Worker pid=4412 exited at 2024-05-01T10:00:00Z", "Worker pid=18 exited at 2024-06-11T22:10:07Z"),
+        (
+            "Worker pid=4412 exited at 2024-05-01T10:00:00Z",
+            "Worker pid=18 exited at 2024-06-11T22:10:07Z",
+        ),
         ("upstream 10.0.0.1:8080 returned 503", "upstream 10.0.0.9:9090 returned 503"),
-        ("request a1b2c3d4-0000-4000-8000-000000000001 slow", "request ffffffff-1111-4111-9111-111111111111 slow"),
+        (
+            "request a1b2c3d4-0000-4000-8000-000000000001 slow",
+            "request ffffffff-1111-4111-9111-111111111111 slow",
+        ),
     ],
 )
 def test_log_messages_with_variable_parts_group_together(first, second):
@@ -204,9 +214,19 @@ def test_different_log_messages_differ(first, second):
         {"service": "s", "exception": {"values": []}},
         {"service": "s", "exception": {"values": [None, {}]}},
         {"service": "s", "exception": {"values": [{"type": "E", "stacktrace": {"frames": []}}]}},
-        {"service": "s", "exception": {"values": [{"stacktrace": {"frames": [None, {}, {"lineno": 3}]}}]}},
-        {"service": "s", "exception": {"values": [{"type": None, "value": 12, "stacktrace": None}]}},
-        {"service": "s", "message": {"formatted": None, "message": "x %s"}, "tags": [["a", "b"], "bad"]},
+        {
+            "service": "s",
+            "exception": {"values": [{"stacktrace": {"frames": [None, {}, {"lineno": 3}]}}]},
+        },
+        {
+            "service": "s",
+            "exception": {"values": [{"type": None, "value": 12, "stacktrace": None}]},
+        },
+        {
+            "service": "s",
+            "message": {"formatted": None, "message": "x %s"},
+            "tags": [["a", "b"], "bad"],
+        },
         {"service": "s", "level": None, "platform": 5, "fingerprint": [None, 3, "x"]},
         {"service": "s", "message": "\n\n  \n"},
     ],

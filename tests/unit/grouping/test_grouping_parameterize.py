@@ -63,7 +63,10 @@ def test_sentry_worked_example():
         ("open /home/alice/shop/data/report.csv failed", "open <path> failed"),
         ("read ./config/settings.yaml", "read <path>"),
         (r"open C:\Users\bob\AppData\cache.db denied", "open <path> denied"),
-        ("user=\"bob\" role='admin' active=True", "user=<quoted_str> role=<quoted_str> active=<bool>"),
+        (
+            "user=\"bob\" role='admin' active=True",
+            "user=<quoted_str> role=<quoted_str> active=<bool>",
+        ),
         # kept as is
         ("Foo::bar() failed in std::vector", "Foo::bar() failed in std::vector"),
         ("Cafe::Bad is not an address", "Cafe::Bad is not an address"),

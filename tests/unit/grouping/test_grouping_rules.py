@@ -115,14 +115,34 @@ def test_yaml_rules(tmp_path):
 @pytest.mark.parametrize(
     ("text", "line", "problem"),
     [
-        ('[[rules]]\nmatch = { type = "X" }\nfingerprint = ["a"]\n\n[[rules]]\nfingerprint = ["b"]\n', 5, "needs a non-empty 'match'"),
-        ('\n\n[[rules]]\nmatch = { colour = "red" }\nfingerprint = ["a"]\n', 3, "unknown matcher 'colour'"),
+        (
+            '[[rules]]\nmatch = { type = "X" }\nfingerprint = ["a"]\n\n[[rules]]\nfingerprint = ["b"]\n',
+            5,
+            "needs a non-empty 'match'",
+        ),
+        (
+            '\n\n[[rules]]\nmatch = { colour = "red" }\nfingerprint = ["a"]\n',
+            3,
+            "unknown matcher 'colour'",
+        ),
         ('[[rules]]\nmatch = { message = "re:(" }\nfingerprint = ["a"]\n', 1, "invalid regex"),
-        ('[[rules]]\nname = "x"\nmatch = { type = "X" }\ncategory = "weird"\n', 1, "category 'weird'"),
-        ('[[rules]]\nmatch = { type = "X" }\nfingerprint = ["{{ nope }}"]\n', 1, "unknown variable"),
+        (
+            '[[rules]]\nname = "x"\nmatch = { type = "X" }\ncategory = "weird"\n',
+            1,
+            "category 'weird'",
+        ),
+        (
+            '[[rules]]\nmatch = { type = "X" }\nfingerprint = ["{{ nope }}"]\n',
+            1,
+            "unknown variable",
+        ),
         ('[[rules]]\nmatch = { type = "X" }\n', 1, "sets nothing"),
         ('[[rules]]\nmatch = { type = "X" }\nfingerprint = "a"\n', 1, "non-empty list"),
-        ('[[rules]]\nmatch = { type = "X" }\nfingerprint = ["a"]\nextra = 1\n', 1, "unknown key(s) extra"),
+        (
+            '[[rules]]\nmatch = { type = "X" }\nfingerprint = ["a"]\nextra = 1\n',
+            1,
+            "unknown key(s) extra",
+        ),
         ('[[rules]]\nmatch = { type = "X"\n', 2, "at line 2"),
     ],
 )
@@ -138,7 +158,11 @@ def test_invalid_rules_name_file_line_and_problem(tmp_path, text, line, problem)
 
 
 def test_yaml_error_line(tmp_path):
-    path = write(tmp_path, "rules:\n  - match: {type: X}\n    fingerprint: [a]\n  - match: {}\n    title: t\n", "r.yml")
+    path = write(
+        tmp_path,
+        "rules:\n  - match: {type: X}\n    fingerprint: [a]\n  - match: {}\n    title: t\n",
+        "r.yml",
+    )
     with pytest.raises(RulesError) as caught:
         load_rules(path)
     assert caught.value.line == 4 and "rule #2" in caught.value.problem
