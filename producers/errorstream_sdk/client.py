@@ -174,7 +174,7 @@ class Client:
     # -- SDK thread ------------------------------------------------------------------------
     def process(self, cap: Capture) -> tuple[bytes, bytes] | None:
         event = self.builder.build(cap)
-        self.scrubber.scrub_event(event)
+        self.scrubber.scrub_event(event, self.builder.contexts)
         data, truncated = encode_within(
             event, self.settings.max_event_bytes, self.settings.max_string_length
         )

@@ -13,6 +13,7 @@ Two kinds of rules:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -28,20 +29,11 @@ _SECRET_NAMES = (
     r"(?:pass(?:word|wd|phrase)|secret|token|api_?key|apikey|access_?key|private_?key"
     r"|credential|session(?:_?id)?|cookie|signature)[\w-]*|(?:authorization|auth|pwd|sig|dsn)\b"
 )
-
-_VALUE_RE = re.compile(
-    r"(?P<pk>-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z))"
-    r"|(?P<ui>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@"
-    r"|(?P<kvk>" + _SECRET_NAMES + r")(?P<kvs>[\"']?\s*[=:]\s*)"
-    r"(?P<kvv>(?:(?:bearer|basic|token|digest)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s&;,#\"']+))"
-    r"|(?P<bt>\b(?:bearer|basic|token))\s+[A-Za-z0-9\-._~+/]{8,}=*"
-    r"|(?P<jwt>\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"
-    r"|(?P<aws>\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b)"
-    r"|(?P<gh>\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,}))"
-    r"|\b[A-Za-z0-9._%+-]+@(?P<dom>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"
-    r"|(?P<cc>\b\d(?:[ -]?\d){12,18}\b)",
-    re.IGNORECASE,
-)
+# words that must appear (lower-cased) for the key=value rule to be worth running
+_KV_WORDS = ("pass", "secret", "token", "key", "credential", "session", "cookie",
+             "signature", "auth", "pwd", "sig", "dsn")
+_KV_GATE = re.compile("|".join(_KV_WORDS))
+_DIGITS = str.maketrans("", "", "0123456789")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -56,24 +48,44 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _replace(m: re.Match[str]) -> str:
-    g = m.lastgroup
-    if g == "pk":
-        return "[Filtered private key]"
-    if g == "ui" or (g is None and m.group("ui")):
-        return m.group("ui") + FILTERED + "@"
-    if g in ("kvk", "kvs", "kvv") or m.group("kvk"):
-        return m.group("kvk") + m.group("kvs") + FILTERED
-    if g == "bt" or m.group("bt"):
-        return m.group("bt") + " " + FILTERED
-    if g == "jwt" or g == "aws" or g == "gh":
-        return FILTERED
-    if m.group("dom"):
-        return "***@" + m.group("dom")
-    if m.group("cc"):
-        digits = re.sub(r"[ -]", "", m.group("cc"))
-        return "[Filtered card]" if luhn_valid(digits) else m.group(0)
-    return m.group(0)
+def _card(m: re.Match[str]) -> str:
+    digits = m.group(0).replace(" ", "").replace("-", "")
+    return "[Filtered card]" if luhn_valid(digits) else m.group(0)
+
+
+# (gate, pattern, replacement): each rule runs only when its cheap gate passes (Python's
+# regex engine is slow to scan long strings for many alternatives, and almost no string
+# holds a secret), in this order over the previous rule's output.
+Gate = Callable[[str, str], bool]
+RULES: tuple[tuple[Gate, re.Pattern[str], Any], ...] = (
+    (lambda s, low: "PRIVATE KEY" in s,
+     re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)"),
+     "[Filtered private key]"),
+    (lambda s, low: "://" in s and "@" in s,
+     re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@"),
+     r"\1" + FILTERED + "@"),
+    (lambda s, low: _KV_GATE.search(low) is not None,
+     re.compile(
+         r"(" + _SECRET_NAMES + r")([\"']?\s*[=:]\s*)"
+         r"(?:(?:bearer|basic|token|digest)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s&;,#\"']+)",
+         re.IGNORECASE),
+     r"\1\2" + FILTERED),
+    (lambda s, low: "bearer" in low or "basic" in low or "token" in low,
+     re.compile(r"\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE),
+     r"\1 " + FILTERED),
+    (lambda s, low: "eyJ" in s,
+     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), FILTERED),
+    (lambda s, low: "A" in s,
+     re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"), FILTERED),
+    (lambda s, low: "gh" in s or "xox" in s or "sk_live_" in s,
+     re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,})"),
+     FILTERED),
+    (lambda s, low: "@" in s,
+     re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"),
+     r"***@\1"),
+    (lambda s, low: len(s) - len(s.translate(_DIGITS)) >= 13,
+     re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _card),
+)
 
 
 class Scrubber:
@@ -90,7 +102,11 @@ class Scrubber:
         return any(k in norm for k in self._extra_keys)
 
     def _scrub_string(self, s: str) -> str:
-        out = _VALUE_RE.sub(_replace, s)
+        out, low = s, s.lower()
+        for gate, pattern, replacement in RULES:
+            if gate(out, low):
+                out = pattern.sub(replacement, out)
+                low = out.lower()
         for pattern in self._extra_patterns:
             out = pattern.sub(FILTERED, out)
         return out
@@ -112,8 +128,12 @@ class Scrubber:
             return [self.scrub(v) for v in obj]
         return obj
 
-    def scrub_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Scrub, in place, the parts of an event that can carry secrets."""
+    def scrub_event(
+        self, event: dict[str, Any], trusted_contexts: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Scrub, in place, the parts of an event that can carry secrets. Context values
+        that are the very objects in ``trusted_contexts`` (the SDK's own runtime/os/host)
+        are left as they are."""
         s = self.scrub_string
         if isinstance(event.get("message"), str):
             event["message"] = s(event["message"])
@@ -135,7 +155,13 @@ class Scrubber:
                     c["message"] = s(c["message"])
                 if c.get("data"):
                     c["data"] = self.scrub(c["data"])
-        for key in ("request", "tags", "contexts", "extra"):
+        for key in ("request", "tags", "extra"):
             if event.get(key):
                 event[key] = self.scrub(event[key])
+        contexts = event.get("contexts")
+        if contexts:
+            trusted = trusted_contexts or {}
+            event["contexts"] = {
+                k: v if trusted.get(k) is v else self.scrub(v) for k, v in contexts.items()
+            }
         return event

@@ -3,7 +3,8 @@ aiokafka producer.
 
     calling thread                     errorstream-sdk thread (asyncio loop)
     --------------                     -------------------------------------
-    submit(capture) -> deque  ──wake──▶ drain: process (build, scrub, encode) -> producer.send
+    submit(capture) -> deque  ──wake──▶ drain: process (build, scrub, encode) -> batch per
+                                         partition (murmur2 of the key) -> producer.send_batch
         (drop-newest when full)          delivery callback: sent | retry with backoff | send_failed
                                          producer down: keep buffering, reconnect with backoff
 
@@ -25,6 +26,7 @@ from errorstream_sdk.config import Settings
 from errorstream_sdk.stats import Stats
 
 log = logging.getLogger("errorstream_sdk.transport")
+_BATCH_EVERY = 512
 
 # capture -> (key, value), or None when the capture was dropped (already counted)
 Process = Callable[[Any], "tuple[bytes, bytes] | None"]
@@ -104,6 +106,9 @@ class KafkaTransport:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="errorstream-sdk", daemon=True)
         self.connected = False
+        self._partitions: list[int] | None = None
+        self._partition_cache: dict[bytes, int] = {}
+        self._partitioner: Any = None
 
     # -- calling threads ---------------------------------------------------------------
     def start(self) -> None:
@@ -214,7 +219,10 @@ class KafkaTransport:
             except Exception:
                 pass
             return False
+        from aiokafka.partitioner import DefaultPartitioner
+
         self._producer = producer
+        self._partitioner = DefaultPartitioner()
         self.connected = True
         return True
 
@@ -251,7 +259,11 @@ class KafkaTransport:
         return 1.0
 
     async def _drain(self) -> None:
+        """Process queued captures into one record batch per partition (``create_batch`` /
+        ``send_batch``: no per-message ``send()`` coroutine), submitting a batch when it is
+        full, every ``_BATCH_EVERY`` events and when the queue is empty."""
         queue, process = self._queue, self._process
+        batches: dict[int, tuple[Any, list[tuple[bytes, bytes]]]] = {}
         n = 0
         while not self._stopping:
             if self._ready_retries():
@@ -259,11 +271,12 @@ class KafkaTransport:
                 await self._send(key, value, attempt)
                 continue
             if not queue:
-                return
+                break
             item = queue.popleft()
             self._busy += 1
             try:
                 kv = process(item)
+                partition = await self._partition_for(kv[0]) if kv is not None else 0
             except Exception:
                 self._busy -= 1
                 self._stats.drop("internal_error")
@@ -271,10 +284,59 @@ class KafkaTransport:
             if kv is None:
                 self._busy -= 1
                 continue
-            await self._send(kv[0], kv[1], 0)
+            entry = batches.get(partition)
+            if entry is None:
+                entry = batches[partition] = (self._producer.create_batch(), [])
+            if entry[0].append(key=kv[0], value=kv[1], timestamp=None) is None:
+                await self._submit(partition, entry)
+                entry = batches[partition] = (self._producer.create_batch(), [])
+                if entry[0].append(key=kv[0], value=kv[1], timestamp=None) is None:
+                    self._busy -= 1  # larger than a batch: let send() build its own
+                    await self._send(kv[0], kv[1], 0)
+                    continue
+            entry[1].append(kv)
             n += 1
-            if n % 256 == 0:
+            if n % _BATCH_EVERY == 0:
+                for p, e in batches.items():
+                    await self._submit(p, e)
+                batches.clear()
                 await asyncio.sleep(0)  # let delivery callbacks run
+        for p, e in batches.items():
+            await self._submit(p, e)
+
+    async def _partition_for(self, key: bytes) -> int:
+        """The default partitioner's choice (murmur2 of the key), cached per key."""
+        p = self._partition_cache.get(key)
+        if p is None:
+            if self._partitions is None:
+                parts = await self._producer.partitions_for(self._s.topic)
+                self._partitions = sorted(parts)
+            p = self._partitioner(key, self._partitions, self._partitions)
+            if len(self._partition_cache) > 10_000:
+                self._partition_cache.clear()
+            self._partition_cache[key] = p
+        return p
+
+    async def _submit(self, partition: int, entry: tuple[Any, list[tuple[bytes, bytes]]]) -> None:
+        batch, items = entry
+        if not items:
+            return
+        batch.close()
+        try:
+            fut = await self._producer.send_batch(batch, self._s.topic, partition=partition)
+        except Exception:
+            for key, value in items:
+                self._failed(key, value, 0)
+            return
+        fut.add_done_callback(lambda f: self._batch_delivered(f, items))
+
+    def _batch_delivered(self, fut: asyncio.Future[Any], items: list[tuple[bytes, bytes]]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            self._busy -= len(items)
+            self._stats.count_sent(len(items))
+        else:
+            for key, value in items:
+                self._failed(key, value, 0)
 
     async def _send(self, key: bytes, value: bytes, attempt: int) -> None:
         if attempt:
