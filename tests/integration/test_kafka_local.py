@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 import socket
 import subprocess
@@ -69,7 +71,14 @@ async def test_create_topic_with_three_partitions(kafka_bootstrap: str, unique_t
         await admin.create_topics(
             [NewTopic(name=unique_topic, num_partitions=3, replication_factor=1)]
         )
-        [described] = await admin.describe_topics([unique_topic])
+        # Leaders are elected just after creation: metadata may lag for a moment.
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            [described] = await admin.describe_topics([unique_topic])
+            ready = described["error_code"] == 0 and len(described["partitions"]) == 3
+            if ready or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
     assert described["error_code"] == 0
