@@ -52,8 +52,11 @@ def main() -> None:
     args = ap.parse_args()
 
     errorstream_sdk.init(
-        service="bench", brokers=f"127.0.0.1:{closed_port()}", queue_size=args.n + 2000,
-        rate_limit_burst=10**9, install_hooks=False,
+        service="bench",
+        brokers=f"127.0.0.1:{closed_port()}",
+        queue_size=args.n + 2000,
+        rate_limit_burst=10**9,
+        install_hooks=False,
     )
     exc = make_exception(args.frames)
     depth = len(traceback.extract_tb(exc.__traceback__))
@@ -78,16 +81,25 @@ def main() -> None:
 
     med, p99 = statistics.median(samples), percentile(samples, 0.99)
     bmed, bp99 = statistics.median(base), percentile(base, 0.99)
-    print(f"python {sys.version.split()[0]}, {args.n} captures, {depth}-frame traceback, broker down")
+    print(
+        f"python {sys.version.split()[0]}, {args.n} captures, {depth}-frame traceback, broker down"
+    )
     print(f"capture_exception (calling thread): median {med:.2f} us, p99 {p99:.2f} us")
     print(f"traceback.extract_tb baseline:      median {bmed:.2f} us, p99 {bp99:.2f} us")
     print(f"queued {stats['queue_depth']}, dropped {stats['dropped']}")
     for figure, value, b in (("median", med, bmed), ("p99", p99, bp99)):
-        print(json.dumps({
-            "bench": "sdk_capture", "figure": f"capture_exception_{figure}_us",
-            "value": round(value, 2), "unit": "us", "baseline": round(b, 2),
-            "ratio": round(value / b, 3) if b else None,
-        }))
+        print(
+            json.dumps(
+                {
+                    "bench": "sdk_capture",
+                    "figure": f"capture_exception_{figure}_us",
+                    "value": round(value, 2),
+                    "unit": "us",
+                    "baseline": round(b, 2),
+                    "ratio": round(value / b, 3) if b else None,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -60,15 +60,20 @@ async def bare_aiokafka(bootstrap: str, topic: str, values: list[bytes], setting
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=settings.enable_idempotence,
-        linger_ms=settings.linger_ms, max_batch_size=settings.max_batch_size,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=settings.enable_idempotence,
+        linger_ms=settings.linger_ms,
+        max_batch_size=settings.max_batch_size,
         compression_type=pick_compression(settings.compression),
     )
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"warm-up", key=b"k")
         t0 = time.perf_counter()
-        futures = [await producer.send(topic, v, key=b"bench:ValueError:app.handler") for v in values]
+        futures = [
+            await producer.send(topic, v, key=b"bench:ValueError:app.handler") for v in values
+        ]
         await asyncio.gather(*futures)
         return time.perf_counter() - t0
     finally:
@@ -77,8 +82,13 @@ async def bare_aiokafka(bootstrap: str, topic: str, values: list[bytes], setting
 
 def sdk_run(bootstrap: str, topic: str, n: int) -> tuple[float, dict, int]:
     client = errorstream_sdk.init(
-        service="bench", brokers=bootstrap, topic=topic, queue_size=n + 10,
-        rate_limit_burst=10**9, install_hooks=False, dedupe=False,
+        service="bench",
+        brokers=bootstrap,
+        topic=topic,
+        queue_size=n + 10,
+        rate_limit_burst=10**9,
+        install_hooks=False,
+        dedupe=False,
     )
     errorstream_sdk.capture_message("warm-up", level="error")
     assert errorstream_sdk.flush(30), errorstream_sdk.stats()
@@ -99,8 +109,22 @@ def sdk_run(bootstrap: str, topic: str, n: int) -> tuple[float, dict, int]:
 def client_capture_sample(client, filler: str):
     from errorstream_sdk.event import Capture
 
-    return Capture(uuid.uuid4().hex, time.time(), "error", None, None,
-                   f"order {0:>10} failed to sync: {filler}", None, None, {}, None, None, None, (), None)
+    return Capture(
+        uuid.uuid4().hex,
+        time.time(),
+        "error",
+        None,
+        None,
+        f"order {0:>10} failed to sync: {filler}",
+        None,
+        None,
+        {},
+        None,
+        None,
+        None,
+        (),
+        None,
+    )
 
 
 def main() -> None:
@@ -123,16 +147,26 @@ def main() -> None:
 
     sdk_rate, bare_rate = args.n / sdk_elapsed, args.n / bare_elapsed
     compression = pick_compression(settings.compression)
-    print(f"broker {bootstrap}, {args.n} events of {size} bytes, acks=all, idempotence="
-          f"{settings.enable_idempotence}, linger_ms={settings.linger_ms}, "
-          f"max_batch_size={settings.max_batch_size}, compression={compression}")
+    print(
+        f"broker {bootstrap}, {args.n} events of {size} bytes, acks=all, idempotence="
+        f"{settings.enable_idempotence}, linger_ms={settings.linger_ms}, "
+        f"max_batch_size={settings.max_batch_size}, compression={compression}"
+    )
     print(f"SDK (capture_message -> flush):  {sdk_rate:,.0f} events/s ({sdk_elapsed:.2f} s)")
     print(f"bare aiokafka send loop:         {bare_rate:,.0f} events/s ({bare_elapsed:.2f} s)")
     print(f"SDK stats: sent {stats['sent']}, dropped {stats['dropped']}")
-    print(json.dumps({
-        "bench": "sdk_publish", "figure": "events_per_second", "value": round(sdk_rate),
-        "unit": "events/s", "baseline": round(bare_rate), "ratio": round(sdk_rate / bare_rate, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "sdk_publish",
+                "figure": "events_per_second",
+                "value": round(sdk_rate),
+                "unit": "events/s",
+                "baseline": round(bare_rate),
+                "ratio": round(sdk_rate / bare_rate, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from errorstream_sdk.scope import current_scope, get_scope
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
 
 
 def asgi_request(scope: Scope) -> dict[str, Any]:
@@ -50,7 +52,10 @@ class ErrorstreamASGIMiddleware:
         self.app = app
 
     async def __call__(
-        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
     ) -> None:
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)

@@ -60,7 +60,9 @@ def _frames(tb: TracebackType | None, include_locals: bool) -> list[RawFrame]:
                     break
                 f_vars[k] = safe_repr(v)
         append(
-            RawFrame(frame.f_code, tb.tb_lineno, tb.tb_lasti, frame.f_globals.get("__name__"), f_vars)
+            RawFrame(
+                frame.f_code, tb.tb_lineno, tb.tb_lasti, frame.f_globals.get("__name__"), f_vars
+            )
         )
         tb = tb.tb_next
     if len(out) > MAX_FRAMES:

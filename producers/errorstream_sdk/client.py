@@ -1,6 +1,7 @@
 """The client: the capture pipeline, split at the queue.
 
-    calling thread:  dedupe -> sample by level -> token bucket -> copy frames -> queue
+    calling thread:  dedupe -> sample by level -> token bucket -> (queue full?) -> copy frames
+                     -> queue
     SDK thread:      build event (frames, context lines, in_app) -> scrub -> fit size -> send
 
 Every capture is counted once as ``captured`` and ends as ``sent`` or one drop reason.
@@ -62,8 +63,11 @@ class Client:
         self._deduper = Deduper() if s.dedupe else None
         self.scrubber = Scrubber(s.scrub_keys, s.scrub_patterns)
         self.builder = EventBuilder(
-            s.service, s.environment, s.release,
-            InAppRules(s.in_app_include, s.in_app_exclude), s.context_lines,
+            s.service,
+            s.environment,
+            s.release,
+            InAppRules(s.in_app_include, s.in_app_exclude),
+            s.context_lines,
         )
         self.transport = transport_factory(s, self.process, self.stats)
         self.closed = False
@@ -102,10 +106,14 @@ class Client:
                 if not self._limiter.allow(_raise_site(exc)):
                     self.stats.drop("rate_limited")
                     return None
+            if self.transport.full():  # do not walk a traceback only to drop it
+                self.stats.drop("queue_full")
+                return None
             chain = extract_chain(exc, self.settings.include_locals)
             return self._enqueue(level, chain, mechanism, context)
         except Exception:
-            return self._internal_error()
+            self._internal_error()
+            return None
 
     def capture_message(self, message: str, level: str = "info", **context: Any) -> str | None:
         try:
@@ -128,7 +136,8 @@ class Client:
             context["message"] = message
             return self._enqueue(level, None, None, context)
         except Exception:
-            return self._internal_error()
+            self._internal_error()
+            return None
 
     def _enqueue(
         self,

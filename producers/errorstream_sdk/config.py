@@ -161,8 +161,13 @@ def _validate(s: Settings) -> None:
         if not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
             fail("sample_rates", f"rate for {level!r} must be within [0, 1]")
     positive_ints = (
-        "rate_limit_burst", "rate_limit_max_keys", "queue_size", "max_event_bytes",
-        "max_string_length", "max_batch_size", "request_timeout_ms",
+        "rate_limit_burst",
+        "rate_limit_max_keys",
+        "queue_size",
+        "max_event_bytes",
+        "max_string_length",
+        "max_batch_size",
+        "request_timeout_ms",
     )
     for key in positive_ints:
         v = getattr(s, key)
@@ -172,7 +177,12 @@ def _validate(s: Settings) -> None:
         v = getattr(s, key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             fail(key, "must be a non-negative integer")
-    for key in ("rate_limit_per_second", "retry_backoff_s", "max_retry_backoff_s", "flush_timeout_s"):
+    for key in (
+        "rate_limit_per_second",
+        "retry_backoff_s",
+        "max_retry_backoff_s",
+        "flush_timeout_s",
+    ):
         v = getattr(s, key)
         if not isinstance(v, int | float) or v < 0:
             fail(key, "must be a non-negative number")
@@ -191,9 +201,7 @@ def _validate(s: Settings) -> None:
             fail("scrub_patterns", f"invalid regex {pattern!r}: {e}")
 
 
-def settings_from(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def settings_from(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Arguments win over environment variables, which win over defaults.
 
     ``sample_rates`` given either way is merged into the defaults, so

@@ -7,7 +7,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from errorstream_sdk import api
 
@@ -22,7 +22,9 @@ class capture_errors:  # noqa: N801 - used like a function
     def _capture(self, exc: BaseException) -> None:
         if isinstance(exc, Exception):  # not KeyboardInterrupt, SystemExit, CancelledError
             api.capture_exception(
-                exc, level=self.level, mechanism={"type": "generic", "handled": False},
+                exc,
+                level=self.level,
+                mechanism={"type": "generic", "handled": False},
                 **self.context,
             )
 
@@ -54,7 +56,7 @@ class capture_errors:  # noqa: N801 - used like a function
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         if e is not None:
             self._capture(e)
         return False
@@ -64,5 +66,5 @@ class capture_errors:  # noqa: N801 - used like a function
 
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         return self.__exit__(t, e, tb)

@@ -117,8 +117,10 @@ class EventBuilder:
         if c.chain:
             event["exception"] = {
                 "values": build_exception_values(
-                    c.chain, c.mechanism or {"type": "generic", "handled": True},
-                    self.rules, self.context_lines,
+                    c.chain,
+                    c.mechanism or {"type": "generic", "handled": True},
+                    self.rules,
+                    self.context_lines,
                 )
             }
         if c.fingerprint:
@@ -154,4 +156,3 @@ def message_key(event: dict[str, Any]) -> bytes:
         where = f"{frame.get('module')}.{frame.get('function')}" if frame else ""
         return f"{service}:{values[-1]['type']}:{where}".encode()
     return f"{service}:message:{event.get('logger') or ''}".encode()
-

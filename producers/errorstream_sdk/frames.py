@@ -22,7 +22,9 @@ def _stdlib_prefixes() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     prefixes = {paths.get("stdlib"), paths.get("platstdlib")}
     for base in {sys.base_prefix, sys.base_exec_prefix}:
-        prefixes.add(os.path.join(base, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}"))
+        prefixes.add(
+            os.path.join(base, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+        )
     return tuple(sorted(p.rstrip(_SEP) + _SEP for p in prefixes if p))
 
 
@@ -109,8 +111,12 @@ def build_frame(raw: RawFrame, rules: InAppRules, context_lines: int) -> dict[st
     if 0 <= idx < len(lines):
         frame["context_line"] = lines[idx].strip("\r\n")
         if context_lines:
-            frame["pre_context"] = [ln.strip("\r\n") for ln in lines[max(0, idx - context_lines) : idx]]
-            frame["post_context"] = [ln.strip("\r\n") for ln in lines[idx + 1 : idx + 1 + context_lines]]
+            frame["pre_context"] = [
+                ln.strip("\r\n") for ln in lines[max(0, idx - context_lines) : idx]
+            ]
+            frame["post_context"] = [
+                ln.strip("\r\n") for ln in lines[idx + 1 : idx + 1 + context_lines]
+            ]
     else:
         frame["context_line"] = None
     if raw.vars is not None:

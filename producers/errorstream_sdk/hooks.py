@@ -43,7 +43,8 @@ def install_excepthooks() -> None:
             try:
                 if args.exc_value is not None and not issubclass(args.exc_type, SystemExit):
                     api.capture_exception(
-                        args.exc_value, mechanism=_mechanism("threading"),
+                        args.exc_value,
+                        mechanism=_mechanism("threading"),
                         contexts={"thread": {"name": getattr(args.thread, "name", None)}},
                     )
             except Exception:
@@ -66,7 +67,8 @@ def install_asyncio_handler(loop: asyncio.AbstractEventLoop | None = None) -> No
             exc = context.get("exception")
             if isinstance(exc, BaseException):
                 api.capture_exception(
-                    exc, mechanism=_mechanism("asyncio"),
+                    exc,
+                    mechanism=_mechanism("asyncio"),
                     contexts={"asyncio": {"message": str(context.get("message", ""))}},
                 )
             else:

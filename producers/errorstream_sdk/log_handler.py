@@ -55,8 +55,6 @@ class ErrorstreamHandler(logging.Handler):
                 else:
                     api.capture_message(message, level=level, logger=name)
             if record.levelno >= self.breadcrumb_level:
-                api.add_breadcrumb(
-                    message=message, category=name, level=level, type="log"
-                )
+                api.add_breadcrumb(message=message, category=name, level=level, type="log")
         except Exception:
             pass

@@ -1,8 +1,8 @@
 """Optional Prometheus collector over ``stats()``; imports ``prometheus_client`` lazily.
 
-    errorstream_sdk_queue_depth              gauge
-    errorstream_sdk_sent_total               counter
-    errorstream_sdk_dropped_total{reason}    counter
+errorstream_sdk_queue_depth              gauge
+errorstream_sdk_sent_total               counter
+errorstream_sdk_dropped_total{reason}    counter
 """
 
 from __future__ import annotations

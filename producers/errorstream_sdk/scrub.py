@@ -30,8 +30,20 @@ _SECRET_NAMES = (
     r"|credential|session(?:_?id)?|cookie|signature)[\w-]*|(?:authorization|auth|pwd|sig|dsn)\b"
 )
 # words that must appear (lower-cased) for the key=value rule to be worth running
-_KV_WORDS = ("pass", "secret", "token", "key", "credential", "session", "cookie",
-             "signature", "auth", "pwd", "sig", "dsn")
+_KV_WORDS = (
+    "pass",
+    "secret",
+    "token",
+    "key",
+    "credential",
+    "session",
+    "cookie",
+    "signature",
+    "auth",
+    "pwd",
+    "sig",
+    "dsn",
+)
 _KV_GATE = re.compile("|".join(_KV_WORDS))
 _DIGITS = str.maketrans("", "", "0123456789")
 
@@ -58,38 +70,66 @@ def _card(m: re.Match[str]) -> str:
 # holds a secret), in this order over the previous rule's output.
 Gate = Callable[[str, str], bool]
 RULES: tuple[tuple[Gate, re.Pattern[str], Any], ...] = (
-    (lambda s, low: "PRIVATE KEY" in s,
-     re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)"),
-     "[Filtered private key]"),
-    (lambda s, low: "://" in s and "@" in s,
-     re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@"),
-     r"\1" + FILTERED + "@"),
-    (lambda s, low: _KV_GATE.search(low) is not None,
-     re.compile(
-         r"(" + _SECRET_NAMES + r")([\"']?\s*[=:]\s*)"
-         r"(?:(?:bearer|basic|token|digest)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s&;,#\"']+)",
-         re.IGNORECASE),
-     r"\1\2" + FILTERED),
-    (lambda s, low: "bearer" in low or "basic" in low or "token" in low,
-     re.compile(r"\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE),
-     r"\1 " + FILTERED),
-    (lambda s, low: "eyJ" in s,
-     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), FILTERED),
-    (lambda s, low: "A" in s,
-     re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"), FILTERED),
-    (lambda s, low: "gh" in s or "xox" in s or "sk_live_" in s,
-     re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,})"),
-     FILTERED),
-    (lambda s, low: "@" in s,
-     re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"),
-     r"***@\1"),
-    (lambda s, low: len(s) - len(s.translate(_DIGITS)) >= 13,
-     re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _card),
+    (
+        lambda s, low: "PRIVATE KEY" in s,
+        re.compile(
+            r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)"
+        ),
+        "[Filtered private key]",
+    ),
+    (
+        lambda s, low: "://" in s and "@" in s,
+        re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@"),
+        r"\1" + FILTERED + "@",
+    ),
+    (
+        lambda s, low: _KV_GATE.search(low) is not None,
+        re.compile(
+            r"(" + _SECRET_NAMES + r")([\"']?\s*[=:]\s*)"
+            r"(?:(?:bearer|basic|token|digest)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s&;,#\"']+)",
+            re.IGNORECASE,
+        ),
+        r"\1\2" + FILTERED,
+    ),
+    (
+        lambda s, low: "bearer" in low or "basic" in low or "token" in low,
+        re.compile(r"\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE),
+        r"\1 " + FILTERED,
+    ),
+    (
+        lambda s, low: "eyJ" in s,
+        re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
+        FILTERED,
+    ),
+    (
+        lambda s, low: "A" in s,
+        re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"),
+        FILTERED,
+    ),
+    (
+        lambda s, low: "gh" in s or "xox" in s or "sk_live_" in s,
+        re.compile(
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,})"
+        ),
+        FILTERED,
+    ),
+    (
+        lambda s, low: "@" in s,
+        re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"),
+        r"***@\1",
+    ),
+    (
+        lambda s, low: len(s) - len(s.translate(_DIGITS)) >= 13,
+        re.compile(r"\b\d(?:[ -]?\d){12,18}\b"),
+        _card,
+    ),
 )
 
 
 class Scrubber:
-    def __init__(self, extra_keys: tuple[str, ...] = (), extra_patterns: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, extra_keys: tuple[str, ...] = (), extra_patterns: tuple[str, ...] = ()
+    ) -> None:
         self._extra_keys = tuple(k.lower().replace("-", "_") for k in extra_keys)
         self._extra_patterns = tuple(re.compile(p) for p in extra_patterns)
         self.key_is_sensitive = lru_cache(maxsize=4096)(self._key_is_sensitive)

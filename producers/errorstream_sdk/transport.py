@@ -64,6 +64,9 @@ class MemoryTransport:
         self.queue.append(item)
         return True
 
+    def full(self) -> bool:
+        return len(self.queue) >= self._max
+
     def drain(self) -> None:
         while self.queue:
             item = self.queue.popleft()
@@ -132,6 +135,9 @@ class KafkaTransport:
                 except RuntimeError:  # loop closed
                     pass
         return True
+
+    def full(self) -> bool:
+        return len(self._queue) >= self._s.queue_size
 
     def depth(self) -> int:
         return len(self._queue) + len(self._retry)

@@ -28,7 +28,10 @@ def wsgi_request(environ: dict[str, Any]) -> dict[str, Any]:
         if environ.get(key):
             headers[key.replace("_", "-").title()] = str(environ[key])
     scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    host = (
+        environ.get("HTTP_HOST")
+        or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    )
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     return {
         "method": environ.get("REQUEST_METHOD", "GET"),
@@ -42,7 +45,9 @@ class ErrorstreamWSGIMiddleware:
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         req_scope = get_scope().fork()
         try:
             req_scope.request = wsgi_request(environ)
@@ -87,7 +92,9 @@ def _capture(exc: BaseException, environ: dict[str, Any], status: list[int]) -> 
 class _ClosingIterator:
     """Re-enters the request scope while the server iterates the response body."""
 
-    def __init__(self, result: Iterable[bytes], scope: Scope, environ: dict[str, Any], status: list[int]):
+    def __init__(
+        self, result: Iterable[bytes], scope: Scope, environ: dict[str, Any], status: list[int]
+    ):
         self._result = result
         self._iter: Iterator[bytes] = iter(result)
         self._scope = scope

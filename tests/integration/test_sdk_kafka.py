@@ -9,11 +9,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import errorstream_sdk
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-import errorstream_sdk
 from pipeline.kafka_local import KafkaBroker, default_cache_dir, free_ports
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,9 @@ def _close_sdk():
     errorstream_sdk.close(timeout=5)
 
 
-def test_every_capture_path_arrives_with_expected_fields(kafka_bootstrap, unique_topic, sdk_options):
+def test_every_capture_path_arrives_with_expected_fields(
+    kafka_bootstrap, unique_topic, sdk_options
+):
     errorstream_sdk.init(**sdk_options)
     errorstream_sdk.set_tag("team", "payments")
 
@@ -101,8 +103,13 @@ def test_every_capture_path_arrives_with_expected_fields(kafka_bootstrap, unique
 
     with pytest.raises(PermissionError):
         errorstream_sdk.ErrorstreamWSGIMiddleware(wsgi_app)(
-            {"REQUEST_METHOD": "DELETE", "PATH_INFO": "/x", "QUERY_STRING": "a=1",
-             "HTTP_HOST": "h.test", "wsgi.url_scheme": "http"},
+            {
+                "REQUEST_METHOD": "DELETE",
+                "PATH_INFO": "/x",
+                "QUERY_STRING": "a=1",
+                "HTTP_HOST": "h.test",
+                "wsgi.url_scheme": "http",
+            },
             lambda s, h: None,
         )
     assert errorstream_sdk.flush(30)
@@ -118,25 +125,44 @@ def test_every_capture_path_arrives_with_expected_fields(kafka_bootstrap, unique
     }
     assert set(by_kind) == {"ValueError", "message", "KeyError", "TimeoutError", "PermissionError"}
     for e in events:
-        assert (e["service"], e["platform"], e["environment"], e["release"]) == ("it-svc", "python", "test", "9.9.9")
+        assert (e["service"], e["platform"], e["environment"], e["release"]) == (
+            "it-svc",
+            "python",
+            "test",
+            "9.9.9",
+        )
         assert e["sdk"] == {"name": "errorstream.python", "version": "0.1.0"}
         assert e["tags"]["team"] == "payments"
 
     record, e = by_kind["ValueError"]
     assert e["event_id"] == ids[0]
-    assert record.key == f"it-svc:ValueError:{__name__}.test_every_capture_path_arrives_with_expected_fields.<locals>.charge".encode()
+    assert (
+        record.key
+        == f"it-svc:ValueError:{__name__}.test_every_capture_path_arrives_with_expected_fields.<locals>.charge".encode()
+    )
     assert e["level"] == "error"
     assert e["fingerprint"] == ["{{ default }}", "charge"]
     [value] = e["exception"]["values"]
-    assert (value["type"], value["value"], value["module"]) == ("ValueError", "card declined", "builtins")
+    assert (value["type"], value["value"], value["module"]) == (
+        "ValueError",
+        "card declined",
+        "builtins",
+    )
     assert value["mechanism"] == {"type": "generic", "handled": True}
     frame = value["stacktrace"]["frames"][-1]
     assert (frame["function"], frame["context_line"], frame["in_app"]) == (
         "test_every_capture_path_arrives_with_expected_fields.<locals>.charge",
-        '        raise ValueError("card declined")', True)
+        '        raise ValueError("card declined")',
+        True,
+    )
 
     record, e = by_kind["message"]
-    assert (e["event_id"], e["message"], e["level"], e["logger"]) == (ids[1], "cache warm", "warning", "app.cache")
+    assert (e["event_id"], e["message"], e["level"], e["logger"]) == (
+        ids[1],
+        "cache warm",
+        "warning",
+        "app.cache",
+    )
     assert record.key == b"it-svc:message:app.cache"
 
     _, e = by_kind["KeyError"]
@@ -147,8 +173,12 @@ def test_every_capture_path_arrives_with_expected_fields(kafka_bootstrap, unique
     assert e["exception"]["values"][0]["mechanism"] == {"type": "generic", "handled": False}
 
     _, e = by_kind["PermissionError"]
-    assert e["request"] == {"method": "DELETE", "url": "http://h.test/x", "query_string": "a=1",
-                            "headers": {"Host": "h.test"}}
+    assert e["request"] == {
+        "method": "DELETE",
+        "url": "http://h.test/x",
+        "query_string": "a=1",
+        "headers": {"Host": "h.test"},
+    }
     assert e["tags"]["http.status_code"] == "500"
     assert e["exception"]["values"][0]["mechanism"] == {"type": "wsgi", "handled": False}
 
@@ -157,14 +187,24 @@ def test_broker_outage_and_recovery(tmp_path: Path, unique_topic: str):
     port, controller_port = free_ports(2)
     queue_size, overflow = 40, 7
     client = errorstream_sdk.init(
-        service="it-svc", brokers=f"127.0.0.1:{port}", topic=unique_topic, install_hooks=False,
-        queue_size=queue_size, rate_limit_burst=1000, rng=lambda: 0.0, max_retry_backoff_s=1.0,
+        service="it-svc",
+        brokers=f"127.0.0.1:{port}",
+        topic=unique_topic,
+        install_hooks=False,
+        queue_size=queue_size,
+        rate_limit_burst=1000,
+        rng=lambda: 0.0,
+        max_retry_backoff_s=1.0,
     )
     for i in range(queue_size + overflow):
         errorstream_sdk.capture_message(f"during outage {i}", level="error")
     s = errorstream_sdk.stats()
     assert (s["captured"], s["queue_depth"], s["dropped"]["queue_full"], s["sent"]) == (
-        queue_size + overflow, queue_size, overflow, 0)
+        queue_size + overflow,
+        queue_size,
+        overflow,
+        0,
+    )
     assert not client.transport.connected
 
     broker = KafkaBroker(tmp_path / "kafka", port, controller_port, cache_dir=default_cache_dir())
@@ -173,7 +213,11 @@ def test_broker_outage_and_recovery(tmp_path: Path, unique_topic: str):
         broker.wait_ready(90)
         assert errorstream_sdk.flush(60), errorstream_sdk.stats()
         s = errorstream_sdk.stats()
-        assert (s["sent"], s["dropped"]["queue_full"], s["dropped"]["send_failed"]) == (queue_size, overflow, 0)
+        assert (s["sent"], s["dropped"]["queue_full"], s["dropped"]["send_failed"]) == (
+            queue_size,
+            overflow,
+            0,
+        )
         records = consume(broker.bootstrap, unique_topic, queue_size)
         messages = [orjson.loads(r.value)["message"] for r in records]
         assert messages == [f"during outage {i}" for i in range(queue_size)]
@@ -205,7 +249,10 @@ def test_crash_loop_is_rate_limited(kafka_bootstrap, unique_topic, sdk_options):
     assert (s["captured"], s["sent"], s["dropped"]["rate_limited"]) == (200, 13, 187)
     records = consume(kafka_bootstrap, unique_topic, 13)
     values = [orjson.loads(r.value)["exception"]["values"][0]["value"] for r in records]
-    expected = [f"invalid literal for int() with base 10: 'not a number {i}'" for i in [*range(10), 100, 101, 102]]
+    expected = [
+        f"invalid literal for int() with base 10: 'not a number {i}'"
+        for i in [*range(10), 100, 101, 102]
+    ]
     assert values == expected
     assert len({r.key for r in records}) == 1 and len({r.partition for r in records}) == 1
 
@@ -219,20 +266,33 @@ def test_secrets_never_reach_the_topic(kafka_bootstrap, unique_topic, sdk_option
     email = f"user{uuid.uuid4().hex[:6]}@example.com"
     card = "4111 1111 1111 1111"
     errorstream_sdk.init(**sdk_options, include_locals=True)
-    errorstream_sdk.add_breadcrumb(f"login with password={password}", category="auth",
-                                   data={"Authorization": f"Bearer {token}", "ok": True})
+    errorstream_sdk.add_breadcrumb(
+        f"login with password={password}",
+        category="auth",
+        data={"Authorization": f"Bearer {token}", "ok": True},
+    )
     errorstream_sdk.add_breadcrumb(f"GET https://u:{password}@api.test/v1?api_key={api_key}")
 
     def asgi_app(scope, receive, send):
         async def run():
             local_secret = password  # noqa: F841 - shows up in frame vars
             raise RuntimeError(f"charge failed for {email} card {card}")
+
         return run()
 
-    scope = {"type": "http", "method": "POST", "path": "/pay", "scheme": "https",
-             "query_string": f"token={token}&n=1".encode(),
-             "headers": [(b"host", b"shop.test"), (b"authorization", f"Bearer {token}".encode()),
-                         (b"cookie", f"sessionid={cookie}".encode()), (b"x-api-key", api_key.encode())]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/pay",
+        "scheme": "https",
+        "query_string": f"token={token}&n=1".encode(),
+        "headers": [
+            (b"host", b"shop.test"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"cookie", f"sessionid={cookie}".encode()),
+            (b"x-api-key", api_key.encode()),
+        ],
+    }
 
     async def noop(*a):
         return {}
@@ -249,5 +309,11 @@ def test_secrets_never_reach_the_topic(kafka_bootstrap, unique_topic, sdk_option
     exc_event = orjson.loads(records[0].value)
     assert exc_event["request"]["headers"]["Authorization"] == "[Filtered]"
     assert exc_event["request"]["query_string"] == "token=[Filtered]&n=1"
-    assert exc_event["exception"]["values"][0]["value"] == "charge failed for ***@example.com card [Filtered card]"
-    assert exc_event["breadcrumbs"]["values"][0]["data"] == {"Authorization": "[Filtered]", "ok": True}
+    assert (
+        exc_event["exception"]["values"][0]["value"]
+        == "charge failed for ***@example.com card [Filtered card]"
+    )
+    assert exc_event["breadcrumbs"]["values"][0]["data"] == {
+        "Authorization": "[Filtered]",
+        "ok": True,
+    }

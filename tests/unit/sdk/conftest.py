@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import errorstream_sdk
 import orjson
 import pytest
-
-import errorstream_sdk
 from errorstream_sdk.client import Client
 from errorstream_sdk.transport import MemoryTransport
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 import errorstream_sdk
+import pytest
 from errorstream_sdk.config import settings_from
 
 SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "event.v1.json"
@@ -44,7 +43,9 @@ def test_long_strings_capped_up_front(make_sdk, sent_events):
 
 def test_event_that_cannot_fit_is_dropped_as_oversize(make_sdk, sent_events):
     client = make_sdk(max_event_bytes=1024)
-    errorstream_sdk.capture_message("m", level="error", tags={f"t{i}": "v" * 150 for i in range(60)})
+    errorstream_sdk.capture_message(
+        "m", level="error", tags={f"t{i}": "v" * 150 for i in range(60)}
+    )
     assert sent_events(client) == []
     assert client.snapshot()["dropped"]["oversize"] == 1
 
@@ -86,8 +87,13 @@ def test_stats_shape(sdk):
         "captured": 0,
         "sent": 0,
         "dropped": {
-            "sampled": 0, "rate_limited": 0, "queue_full": 0, "duplicate": 0,
-            "oversize": 0, "send_failed": 0, "internal_error": 0,
+            "sampled": 0,
+            "rate_limited": 0,
+            "queue_full": 0,
+            "duplicate": 0,
+            "oversize": 0,
+            "send_failed": 0,
+            "internal_error": 0,
         },
         "queue_depth": 0,
         "in_flight": 0,
@@ -118,7 +124,11 @@ def test_event_fields(make_sdk, sent_events):
     assert set(exc_event["contexts"]) == {"runtime", "os", "host"}
     crumb = exc_event["breadcrumbs"]["values"][0]
     assert {k: crumb[k] for k in ("category", "message", "level", "type", "data")} == {
-        "category": "ui", "message": "clicked", "level": "info", "type": "default", "data": {"x": 1}
+        "category": "ui",
+        "message": "clicked",
+        "level": "info",
+        "type": "default",
+        "data": {"x": 1},
     }
     ts = exc_event["timestamp"]
     assert len(ts) == 27 and ts[10] == "T" and ts.endswith("Z") and ts[19] == "."
@@ -139,8 +149,15 @@ def test_events_match_the_event_schema(make_sdk, sent_events):
         except KeyError as e:
             raise ValueError("b") from e
     except ValueError:
-        errorstream_sdk.capture_exception(fingerprint=["{{ default }}"], request={
-            "method": "GET", "url": "http://x/y", "query_string": "", "headers": {"A": "b"}})
+        errorstream_sdk.capture_exception(
+            fingerprint=["{{ default }}"],
+            request={
+                "method": "GET",
+                "url": "http://x/y",
+                "query_string": "",
+                "headers": {"A": "b"},
+            },
+        )
     errorstream_sdk.capture_message("m" * 10, level="debug", tags={"x" * 100: "y" * 300})
     events = sent_events(client)
     assert len(events) == 2
@@ -171,22 +188,35 @@ def test_invalid_config_names_the_key(options, env, key):
 
 
 def test_config_from_environment():
-    s = settings_from({
-        "ERRORSTREAM_SERVICE": "api",
-        "ERRORSTREAM_BROKERS": "k1:9092,k2:9093",
-        "ERRORSTREAM_TOPIC": "t",
-        "ERRORSTREAM_ENVIRONMENT": "staging",
-        "ERRORSTREAM_RELEASE": "abc",
-        "ERRORSTREAM_SAMPLE_RATES": "warning=1.0,debug=0",
-        "ERRORSTREAM_QUEUE_SIZE": "50",
-        "ERRORSTREAM_IN_APP_INCLUDE": "a, b",
-    }, release="override")
+    s = settings_from(
+        {
+            "ERRORSTREAM_SERVICE": "api",
+            "ERRORSTREAM_BROKERS": "k1:9092,k2:9093",
+            "ERRORSTREAM_TOPIC": "t",
+            "ERRORSTREAM_ENVIRONMENT": "staging",
+            "ERRORSTREAM_RELEASE": "abc",
+            "ERRORSTREAM_SAMPLE_RATES": "warning=1.0,debug=0",
+            "ERRORSTREAM_QUEUE_SIZE": "50",
+            "ERRORSTREAM_IN_APP_INCLUDE": "a, b",
+        },
+        release="override",
+    )
     assert (s.service, s.brokers, s.topic, s.environment, s.release) == (
-        "api", "k1:9092,k2:9093", "t", "staging", "override")
+        "api",
+        "k1:9092,k2:9093",
+        "t",
+        "staging",
+        "override",
+    )
     assert s.sample_rates == {"fatal": 1.0, "error": 1.0, "warning": 1.0, "info": 0.1, "debug": 0.0}
     assert s.queue_size == 50 and s.in_app_include == ("a", "b")
     d = settings_from({}, service="x")
-    assert (d.brokers, d.topic, d.acks, d.enable_idempotence) == ("127.0.0.1:9092", "errorstream-events", "all", True)
+    assert (d.brokers, d.topic, d.acks, d.enable_idempotence) == (
+        "127.0.0.1:9092",
+        "errorstream-events",
+        "all",
+        True,
+    )
 
 
 def test_metrics_collector(sdk):

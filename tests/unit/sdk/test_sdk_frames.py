@@ -4,7 +4,6 @@ import json
 import os
 import sys
 
-
 import errorstream_sdk
 from errorstream_sdk.capture import extract_chain
 from errorstream_sdk.frames import InAppRules, relative_filename
@@ -105,12 +104,18 @@ def test_in_app_rules():
     stdlib = os.path.dirname(os.__file__)
     rules = InAppRules(include=("vendored.ours",), exclude=("myapp.generated",))
     assert rules.is_in_app("myapp.views", "/srv/myapp/views.py") is True
-    assert rules.is_in_app("requests.api", "/venv/lib/python3.11/site-packages/requests/api.py") is False
+    assert (
+        rules.is_in_app("requests.api", "/venv/lib/python3.11/site-packages/requests/api.py")
+        is False
+    )
     assert rules.is_in_app("yaml", "/usr/lib/python3/dist-packages/yaml/__init__.py") is False
     assert rules.is_in_app("json.decoder", os.path.join(stdlib, "json", "decoder.py")) is False
     assert rules.is_in_app("importlib._bootstrap", "<frozen importlib._bootstrap>") is False
     assert rules.is_in_app("myapp.generated.pb2", "/srv/myapp/generated/pb2.py") is False
-    assert rules.is_in_app("vendored.ours.x", "/venv/lib/python3.11/site-packages/vendored/ours/x.py") is True
+    assert (
+        rules.is_in_app("vendored.ours.x", "/venv/lib/python3.11/site-packages/vendored/ours/x.py")
+        is True
+    )
     # prefix match is by module path component, not by string prefix
     assert rules.is_in_app("myapp.generatedness", "/srv/myapp/generatedness.py") is True
 
@@ -134,7 +139,10 @@ def test_relative_filename():
 def test_message_key_uses_innermost_in_app_frame(sdk):
     errorstream_sdk.capture_exception(_caught(lambda: json.loads("{")))
     [(key, _)] = sdk.transport.messages if sdk.transport.drain() is None else []
-    assert key == f"unit-svc:JSONDecodeError:{__name__}.test_message_key_uses_innermost_in_app_frame.<locals>.<lambda>".encode()
+    assert (
+        key
+        == f"unit-svc:JSONDecodeError:{__name__}.test_message_key_uses_innermost_in_app_frame.<locals>.<lambda>".encode()
+    )
 
 
 def test_deep_recursion_is_bounded(sdk, sent_events):

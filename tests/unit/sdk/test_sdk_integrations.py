@@ -5,9 +5,8 @@ import logging
 import sys
 import threading
 
-import pytest
-
 import errorstream_sdk
+import pytest
 from errorstream_sdk import hooks
 
 
@@ -39,7 +38,10 @@ def test_logging_handler_events_and_breadcrumbs(sdk, app_logger, sent_events):
     [value] = exc_event["exception"]["values"]
     assert (value["type"], value["value"]) == ("OSError", "disk full")
     assert value["mechanism"] == {"type": "logging", "handled": True}
-    assert [(c["category"], c["message"], c["level"], c["type"]) for c in exc_event["breadcrumbs"]["values"]] == [
+    assert [
+        (c["category"], c["message"], c["level"], c["type"])
+        for c in exc_event["breadcrumbs"]["values"]
+    ] == [
         ("unit.app", "user bob logged in", "info", "log"),
         ("unit.app", "disk at 91%", "warning", "log"),
     ]
@@ -51,7 +53,9 @@ def test_logging_handler_events_and_breadcrumbs(sdk, app_logger, sent_events):
 def test_logging_handler_ignores_sdk_and_kafka_loggers(sdk, sent_events):
     handler = errorstream_sdk.ErrorstreamHandler()
     for name in ("aiokafka.conn", "errorstream_sdk.transport", "kafka"):
-        handler.handle(logging.LogRecord(name, logging.ERROR, __file__, 1, "broker down", None, None))
+        handler.handle(
+            logging.LogRecord(name, logging.ERROR, __file__, 1, "broker down", None, None)
+        )
     assert sent_events(sdk) == []
     assert sdk.snapshot()["captured"] == 0
 
@@ -92,12 +96,16 @@ async def test_async_decorator_and_context_managers(sdk, sent_events):
         pass
     events = sent_events(sdk)
     assert [(e["exception"]["values"][-1]["type"], e["level"]) for e in events] == [
-        ("KeyError", "error"), ("ValueError", "warning"), ("TypeError", "error")]
+        ("KeyError", "error"),
+        ("ValueError", "warning"),
+        ("TypeError", "error"),
+    ]
 
 
 def test_decorator_then_excepthook_is_one_event(sdk, sent_events, capsys):
     hooks.install_excepthooks()
     try:
+
         @errorstream_sdk.capture_errors()
         def main() -> None:
             raise RuntimeError("fatal")
@@ -144,8 +152,14 @@ def test_excepthook_captures_and_chains_to_previous(sdk, sent_events):
     assert seen == [("sys", "uncaught"), ("thread", "division by zero"), ("sys", "")]
     sys_event, thread_event = sent_events(sdk)
     assert sys_event["level"] == "fatal"
-    assert sys_event["exception"]["values"][0]["mechanism"] == {"type": "excepthook", "handled": False}
-    assert thread_event["exception"]["values"][0]["mechanism"] == {"type": "threading", "handled": False}
+    assert sys_event["exception"]["values"][0]["mechanism"] == {
+        "type": "excepthook",
+        "handled": False,
+    }
+    assert thread_event["exception"]["values"][0]["mechanism"] == {
+        "type": "threading",
+        "handled": False,
+    }
     assert thread_event["contexts"]["thread"] == {"name": "worker-1"}
 
 
@@ -167,7 +181,10 @@ async def test_asyncio_handler_captures_and_chains(sdk, sent_events):
     assert len(seen) == 2
     exc_event, msg_event = sent_events(sdk)
     [value] = exc_event["exception"]["values"]
-    assert (value["type"], value["mechanism"]) == ("ArithmeticError", {"type": "asyncio", "handled": False})
+    assert (value["type"], value["mechanism"]) == (
+        "ArithmeticError",
+        {"type": "asyncio", "handled": False},
+    )
     assert msg_event["message"] == "no exception here"
 
 
@@ -205,10 +222,18 @@ def test_wsgi_middleware_captures_with_request_context(sdk, sent_raw, sent_event
         "method": "POST",
         "url": "https://shop.example.com/orders/42",
         "query_string": "id=42&api_key=[Filtered]",
-        "headers": {"Host": "shop.example.com", "Authorization": "[Filtered]",
-                    "Cookie": "[Filtered]", "User-Agent": "test"},
+        "headers": {
+            "Host": "shop.example.com",
+            "Authorization": "[Filtered]",
+            "Cookie": "[Filtered]",
+            "User-Agent": "test",
+        },
     }
-    assert event["tags"] == {"handler": "orders", "http.status_code": "500", "http.route": "/orders/{id}"}
+    assert event["tags"] == {
+        "handler": "orders",
+        "http.status_code": "500",
+        "http.route": "/orders/{id}",
+    }
     assert event["exception"]["values"][0]["mechanism"] == {"type": "wsgi", "handled": False}
     assert "handler" not in errorstream_sdk.api.get_scope().tags  # request scope did not leak
 
@@ -239,7 +264,9 @@ def test_wsgi_ok_request_sends_nothing(sdk, sent_events):
         start_response("204 No Content", [])
         return [b""]
 
-    assert list(errorstream_sdk.ErrorstreamWSGIMiddleware(app)(_environ(), lambda s, h: None)) == [b""]
+    assert list(errorstream_sdk.ErrorstreamWSGIMiddleware(app)(_environ(), lambda s, h: None)) == [
+        b""
+    ]
     assert sent_events(sdk) == []
 
 
@@ -256,10 +283,19 @@ async def test_asgi_middleware_captures_with_request_context(sdk, sent_events, s
         raise ConnectionError("upstream gone")
 
     scope = {
-        "type": "http", "method": "GET", "scheme": "http", "path": "/items/9", "root_path": "",
-        "query_string": b"q=1&password=asgi-pw", "server": ("127.0.0.1", 8000),
-        "headers": [(b"host", b"api.local"), (b"authorization", b"Bearer asgi-secret-tok"),
-                    (b"set-cookie", b"a=asgi-cookie"), (b"accept", b"*/*")],
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/items/9",
+        "root_path": "",
+        "query_string": b"q=1&password=asgi-pw",
+        "server": ("127.0.0.1", 8000),
+        "headers": [
+            (b"host", b"api.local"),
+            (b"authorization", b"Bearer asgi-secret-tok"),
+            (b"set-cookie", b"a=asgi-cookie"),
+            (b"accept", b"*/*"),
+        ],
     }
     sent_messages = []
 
@@ -277,9 +313,15 @@ async def test_asgi_middleware_captures_with_request_context(sdk, sent_events, s
         assert secret not in raw
     [event] = sent_events(sdk)
     assert event["request"] == {
-        "method": "GET", "url": "http://api.local/items/9", "query_string": "q=1&password=[Filtered]",
-        "headers": {"Host": "api.local", "Authorization": "[Filtered]", "Set-Cookie": "[Filtered]",
-                    "Accept": "*/*"},
+        "method": "GET",
+        "url": "http://api.local/items/9",
+        "query_string": "q=1&password=[Filtered]",
+        "headers": {
+            "Host": "api.local",
+            "Authorization": "[Filtered]",
+            "Set-Cookie": "[Filtered]",
+            "Accept": "*/*",
+        },
     }
     assert event["tags"] == {"http.status_code": "502", "http.route": "/items/{item_id}"}
     assert event["user"] == {"id": "u1"}

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import itertools
 
-
 import errorstream_sdk
 from errorstream_sdk.limits import Deduper, LevelSampler, TokenBucketLimiter
 
 
 def test_level_sampler_defaults_and_rng():
     values = itertools.cycle([0.05, 0.3, 0.7])
-    sampler = LevelSampler({"error": 1.0, "warning": 0.5, "info": 0.1, "debug": 0.0}, lambda: next(values))
+    sampler = LevelSampler(
+        {"error": 1.0, "warning": 0.5, "info": 0.1, "debug": 0.0}, lambda: next(values)
+    )
     assert [sampler.keep("warning") for _ in range(3)] == [True, True, False]
     assert [sampler.keep("info") for _ in range(3)] == [True, False, False]
     assert sampler.keep("error") and not sampler.keep("debug")

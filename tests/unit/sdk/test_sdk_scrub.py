@@ -1,11 +1,10 @@
 from __future__ import annotations
 
+import errorstream_sdk
 import orjson
+from errorstream_sdk.scrub import FILTERED, Scrubber, luhn_valid
 from hypothesis import given
 from hypothesis import strategies as st
-
-import errorstream_sdk
-from errorstream_sdk.scrub import FILTERED, Scrubber, luhn_valid
 
 S = Scrubber()
 
@@ -87,18 +86,35 @@ def test_luhn():
 def test_event_scrubbed_before_serialization(make_sdk, sent_raw):
     # context_lines=0: this test's own source lines (shipped as frame context) list the secrets
     client = make_sdk(scrub_keys=("tenant_pin",), context_lines=0)
-    errorstream_sdk.add_breadcrumb("db connect postgres://app:pgpass99@db/x", category="db",
-                                   data={"password": "crumbpw", "rows": 3})
+    errorstream_sdk.add_breadcrumb(
+        "db connect postgres://app:pgpass99@db/x",
+        category="db",
+        data={"password": "crumbpw", "rows": 3},
+    )
     errorstream_sdk.set_tag("tenant_pin", "9876")
-    req = {"method": "POST", "url": "https://h/p", "query_string": "token=qs-secret&a=1",
-           "headers": {"Authorization": "Bearer hdr-secret-123"}, "data": {"card": "4111 1111 1111 1111"}}
+    req = {
+        "method": "POST",
+        "url": "https://h/p",
+        "query_string": "token=qs-secret&a=1",
+        "headers": {"Authorization": "Bearer hdr-secret-123"},
+        "data": {"card": "4111 1111 1111 1111"},
+    }
     try:
         raise RuntimeError("failed for carol@example.org with password=msgpw")
     except RuntimeError as e:
         errorstream_sdk.capture_exception(e, request=req, tags={"session": "tagsess"})
     [(_, raw)] = sent_raw(client)
-    for secret in (b"pgpass99", b"crumbpw", b"9876", b"qs-secret", b"hdr-secret-123",
-                   b"4111 1111 1111 1111", b"carol@example.org", b"msgpw", b"tagsess"):
+    for secret in (
+        b"pgpass99",
+        b"crumbpw",
+        b"9876",
+        b"qs-secret",
+        b"hdr-secret-123",
+        b"4111 1111 1111 1111",
+        b"carol@example.org",
+        b"msgpw",
+        b"tagsess",
+    ):
         assert secret not in raw, secret
     event = orjson.loads(raw)
     assert event["request"]["query_string"] == "token=[Filtered]&a=1"
@@ -109,8 +125,13 @@ SECRET = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=6, ma
 FILLER = st.text(alphabet="abcdefgh ,.;:!?()[]", max_size=30)
 
 
-@given(FILLER, SECRET, FILLER, st.sampled_from(["password", "api_key", "secret", "token", "passwd"]),
-       st.sampled_from(["=", ": ", " = ", "="]))
+@given(
+    FILLER,
+    SECRET,
+    FILLER,
+    st.sampled_from(["password", "api_key", "secret", "token", "passwd"]),
+    st.sampled_from(["=", ": ", " = ", "="]),
+)
 def test_key_value_secrets_never_survive(before, secret, after, name, sep):
     text = f"{before} {name}{sep}{secret} {after}"
     assert secret not in S.scrub_string(text)

@@ -17,8 +17,12 @@ def closed_port() -> int:
 
 def test_broker_down_buffers_then_counts_queue_full_and_never_blocks():
     client = errorstream_sdk.init(
-        service="unit-svc", brokers=f"127.0.0.1:{closed_port()}", queue_size=20,
-        install_hooks=False, rng=lambda: 0.0, rate_limit_burst=1000,
+        service="unit-svc",
+        brokers=f"127.0.0.1:{closed_port()}",
+        queue_size=20,
+        install_hooks=False,
+        rng=lambda: 0.0,
+        rate_limit_burst=1000,
     )
     try:
         start = time.perf_counter()
