@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import socket
 import statistics
 import sys
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--frames", type=int, default=10)
     args = ap.parse_args()
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # broker down on purpose
 
     errorstream_sdk.init(
         service="bench",
