@@ -5,7 +5,7 @@ Decision order (first hit wins), over the exception chain from the outermost exc
      business-logic type whose message says memory / timeout is ``memory`` / ``timeout``
      (``RangeError: Maximum call stack size exceeded``);
   2. the module the exception type lives in (``requests.exceptions`` -> network, ...);
-  3. keywords in the exception value or log message (``MESSAGE_PATTERNS``, in order);
+  3. keywords in the (normalized first line of the) exception values or log message (``MESSAGE_PATTERNS``, in order);
   4. a type we do not know from a module of the application itself -> ``business_logic``;
   5. ``unknown``.
 Server-side rules can override the result (``category = "..."`` in a rule).
@@ -14,8 +14,10 @@ Server-side rules can override the result (``category = "..."`` in a rule).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pipeline.grouping.event import EventView, ExceptionView
+from pipeline.grouping.parameterize import first_line, normalize_text
 
 CATEGORIES = (
     "authentication",
@@ -169,25 +171,36 @@ def _simple_name(exc_type: str) -> str:
     return exc_type.rpartition(".")[2] if not exc_type.startswith("*") else exc_type
 
 
+@lru_cache(maxsize=16384)
+def _keyword_rank(message: str) -> int:
+    """Index in MESSAGE_PATTERNS of the first category whose keywords occur; len() if none."""
+    for rank, (_, pattern) in enumerate(MESSAGE_PATTERNS):
+        if pattern.search(message):
+            return rank
+    return len(MESSAGE_PATTERNS)
+
+
 def categorize(view: EventView) -> str:
+    # keywords are looked for in the normalized first line (cached; shared with the title)
     messages = []
     for exc in reversed(view.exceptions):  # outermost first
+        value = normalize_text(first_line(exc.value))
         category = TYPE_CATEGORY.get(exc.type) or TYPE_CATEGORY.get(_simple_name(exc.type))
         if category:
             if category in ("network", "business_logic"):  # refined by what the message says
-                for refined, pattern in MESSAGE_PATTERNS[:2]:  # memory, timeout
-                    if pattern.search(exc.value):
-                        return refined
+                rank = _keyword_rank(value)
+                if rank < 2:  # memory, timeout
+                    return MESSAGE_PATTERNS[rank][0]
             return category
         module = exc.module or exc.type.rpartition(".")[0]
         for prefix, module_category in MODULE_CATEGORY:
             if module == prefix or module.startswith(prefix + "."):
                 return module_category
-        messages.append(exc.value)
-    messages.append(view.message)
-    for category, pattern in MESSAGE_PATTERNS:
-        if any(pattern.search(message) for message in messages if message):
-            return category
+        messages.append(value)
+    messages.append(normalize_text(first_line(view.message)))
+    rank = min(_keyword_rank(message) for message in messages)
+    if rank < len(MESSAGE_PATTERNS):
+        return MESSAGE_PATTERNS[rank][0]
     for exc in view.exceptions:
         if exc.type and exc.type not in _GENERIC_TYPES and _is_app_type(exc, view):
             return "business_logic"

@@ -7,17 +7,10 @@ culprit = "app.db in connect"                               (innermost in-app fr
 from __future__ import annotations
 
 from pipeline.grouping.event import EventView, FrameView
-from pipeline.grouping.parameterize import CustomPatterns, normalize_text
+from pipeline.grouping.parameterize import CustomPatterns, first_line, normalize_text
 
 MAX_TITLE = 200
 NO_TITLE = "<unlabeled event>"
-
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
 
 
 def _truncate(text: str) -> str:
@@ -27,12 +20,12 @@ def _truncate(text: str) -> str:
 def title_of(view: EventView, custom_patterns: CustomPatterns = ()) -> str:
     exc = view.outermost
     if exc is not None:
-        value = normalize_text(_first_line(exc.value), custom_patterns)
+        value = normalize_text(first_line(exc.value), custom_patterns)
         if exc.type and value:
             return _truncate(f"{exc.type}: {value}")
         if exc.type or value:
             return _truncate(exc.type or value)
-    message = normalize_text(_first_line(view.message), custom_patterns)
+    message = normalize_text(first_line(view.message), custom_patterns)
     return _truncate(message) if message else NO_TITLE
 
 

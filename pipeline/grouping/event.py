@@ -9,6 +9,7 @@ log entry dict (``formatted`` / ``message``); ``logentry`` is read when ``messag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pipeline.grouping.frames import frame_key, looks_third_party
@@ -74,21 +75,39 @@ def _tags(raw: Any) -> dict[str, str]:
     return {}
 
 
-def _in_app(frame: dict[str, Any], module: str, path: str, overrides: InAppOverrides) -> bool:
+InAppOverrides = tuple[tuple[str, ...], tuple[str, ...]]
+_SCALARS = (str, bool, int, float)
+
+
+@lru_cache(maxsize=65536, typed=True)
+def _frame_view(
+    platform: str,
+    overrides: InAppOverrides,
+    module: Any,
+    filename: Any,
+    abs_path: Any,
+    function: Any,
+    context_line: Any,
+    in_app: Any,
+) -> FrameView | None:
+    """One frame's view; cached on the raw fields that matter (line numbers are not among them)."""
+    module, filename, abs_path = text(module), text(filename), text(abs_path)
+    function = text(function)
+    if not (module or filename or abs_path or function):
+        return None
+    location, func, context = frame_key(
+        platform, module, filename, abs_path, function, text(context_line)
+    )
+    path = abs_path or filename
     include, exclude = overrides
     name = module or path
-    if name:
-        if exclude and name.startswith(exclude):
-            return False
-        if include and name.startswith(include):
-            return True
-    flag = frame.get("in_app")
-    if isinstance(flag, bool):
-        return flag
-    return not looks_third_party(path, module)
-
-
-InAppOverrides = tuple[tuple[str, ...], tuple[str, ...]]
+    if name and exclude and name.startswith(exclude):
+        in_app = False
+    elif name and include and name.startswith(include):
+        in_app = True
+    elif not isinstance(in_app, bool):
+        in_app = not looks_third_party(path, module)
+    return FrameView(location, func, context, in_app, module, path)
 
 
 def _frames(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[FrameView, ...]:
@@ -100,18 +119,22 @@ def _frames(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[FrameVi
     for frame in raw:
         if not isinstance(frame, dict):
             continue
-        module = text(frame.get("module"))
-        filename = text(frame.get("filename"))
-        abs_path = text(frame.get("abs_path"))
-        function = text(frame.get("function"))
-        if not (module or filename or abs_path or function):
-            continue
-        location, func, context = frame_key(
-            platform, module, filename, abs_path, function, text(frame.get("context_line"))
+        get = frame.get
+        fields = (
+            get("module"),
+            get("filename"),
+            get("abs_path"),
+            get("function"),
+            get("context_line"),
+            get("in_app"),
         )
-        path = abs_path or filename
-        in_app = _in_app(frame, module, path, overrides)
-        frames.append(FrameView(location, func, context, in_app, module, path))
+        try:
+            view = _frame_view(platform, overrides, *fields)
+        except TypeError:  # an unhashable (list / dict) value in an odd payload
+            fields = tuple(v if isinstance(v, _SCALARS) else None for v in fields)
+            view = _frame_view(platform, overrides, *fields)
+        if view is not None:
+            frames.append(view)
     return tuple(frames)
 
 

@@ -70,8 +70,11 @@ def _compile(with_digit_patterns: bool) -> re.Pattern[str]:
 _ALL_PATTERNS = _compile(with_digit_patterns=True)
 _NO_DIGIT_PATTERNS = _compile(with_digit_patterns=False)
 _HAS_DIGIT = re.compile(r"\d").search
-_GLUED_PLACEHOLDER = re.compile(r"[\w:.\-/\\@%+]<[a-z]|[a-z0-9_]>[\w:.\-@]").search
+# Placeholders glued to hex digits, ":" or "." ("17a::<hex>", "<hex>::fe80"): the junctions
+# where replacing a neighbour can change what a look-ahead / look-behind of a pattern saw.
+_GLUED_PLACEHOLDER = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.]").search
 _PLACEHOLDER = {name: None if name in KEEP else f"<{name}>" for name, _ in BUILTIN_PATTERNS}
+_PLACEHOLDER["plain_int"] = "<int>"
 
 
 def _substitute_builtin(match: re.Match[str]) -> str:
@@ -89,6 +92,16 @@ def _custom_regex(custom_patterns: CustomPatterns) -> tuple[re.Pattern[str], dic
         parts.append(f"(?P<{group}>{regex})")
         replacement[group] = f"<{name}>"
     return re.compile("|".join(parts)), replacement
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line, stripped."""
+    if "\n" not in text and "\r" not in text:
+        return text.strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
 
 
 def trim_lines(text: str) -> str:

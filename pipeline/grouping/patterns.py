@@ -79,8 +79,9 @@ _LONG_DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 _ZONE = r"(?:\s?(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT|[A-Z]{3,4}))"
 _CLOCK = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"
 _DATE = (
-    # first-character guard: every branch starts with a digit, a day/month name or "datetime"
-    r"(?=[0-9MTWFSJAONDd])(?:"
+    # guard: every branch starts with a day/month name, "datetime", or digits shaped like
+    # "2019-", "2019/", "20190417T", "17 Jan", "17/", "17.", "17:"
+    r"(?=[MTWFSJAONDd]|\d{4}[-/]|\d{8}T|\d{1,2}(?: [A-Z]|[/.:]\d))(?:"
     # ISO 8601 / RFC 3339 and "YYYY-MM-DD HH:MM[:SS[.fff]]" (also with slashes)
     rf"\b\d{{4}}(?:-\d{{2}}-|/\d{{2}}/)\d{{2}}(?:[T ]{_CLOCK}(?:{_ZONE}(?![a-z]))?)?(?![\w:])"
     # compact ISO: 20190417T202905Z
@@ -146,9 +147,18 @@ _BOOL = r"(?<==)(?:[Tt]rue|[Ff]alse|TRUE|FALSE)\b"
 # the list can start in. Matching it consumes the run in one step instead of trying every
 # alternative at every character; it is what makes the single pass fast. Its text is kept.
 _BLANKS = r"[ \t\n,;(){}!?*#|<>\"']"
-_SKIP = (
-    rf"(?<![=\w])[A-Za-z][A-Za-z_]*(?:(?<=_)|(?![\w@.:/\\+%&-]){_BLANKS}*)"
-    rf"|(?<!=){_BLANKS}+"
+_PLAIN_WORD = rf"[A-Za-z][A-Za-z_]*(?:(?<=_)|(?![\w@.:/\\+%&-]){_BLANKS}*)"
+# A later word in the run must not be one that starts a status or date match.
+_NOT_SPECIAL = (
+    rf"(?!(?i:{_STRONG_STATUS_WORDS}|{_WEAK_STATUS_WORDS})\b|(?:{_LONG_DAY}|{_DAY}|{_MON})\b)"
+)
+_SKIP = rf"(?<![=\w]){_PLAIN_WORD}(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<!=){_BLANKS}+"
+
+# A common case decided early: a plain integer followed by a blank or the end, which no later
+# pattern could claim (they need ".", ":", "-", letters or a unit after the digits).
+_PLAIN_INT = (
+    r"(?<![A-Za-z0-9.])\d{1,31}(?=[ \t\n,;)\]}'\"]|$)"
+    r"(?! ?(?:milliseconds?|microseconds?|nanoseconds?|seconds?|minutes?|hours?|days?)\b)"
 )
 
 # Patterns whose matches are kept verbatim.
@@ -164,6 +174,7 @@ BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("url", _URL),
     ("date", _DATE),
     ("skip", _SKIP),
+    ("plain_int", _PLAIN_INT),
     ("traceparent", _TRACEPARENT),
     ("uuid", _UUID),
     ("hostname", _HOSTNAME),
@@ -184,7 +195,9 @@ BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
 # Patterns that cannot match text without a digit: left out of the regex used for such text.
 NEEDS_DIGIT = frozenset(
     {"status", "date", "traceparent", "uuid", "ip", "sha256", "sha1", "md5", "duration"}
-    | {"hex", "git_sha", "float", "int"}
+    | {"hex", "git_sha", "float", "int", "plain_int"}
 )
 
-PLACEHOLDER_NAMES = tuple(name for name, _ in BUILTIN_PATTERNS if name not in KEEP)
+PLACEHOLDER_NAMES = tuple(
+    name for name, _ in BUILTIN_PATTERNS if name not in KEEP and name != "plain_int"
+)
