@@ -21,7 +21,14 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from pipeline.grouping.patterns import BUILTIN_PATTERNS, KEEP, NEEDS_DIGIT
+from pipeline.grouping.patterns import (
+    BUILTIN_PATTERNS,
+    DISPATCH_CLASSES,
+    FIRST_CHARS,
+    KEEP,
+    NEEDS_DIGIT,
+    WORD_TAIL,
+)
 
 MAX_INPUT_CHARS = 8192
 MAX_OUTPUT_CHARS = 1024
@@ -57,7 +64,47 @@ def validate_custom_patterns(custom_patterns: Sequence[Sequence[str]]) -> Custom
     return tuple(checked)
 
 
+def _starts_with(name: str, chars: str) -> bool:
+    first = re.compile(f"[{FIRST_CHARS[name]}]")
+    return any(first.match(char) for char in chars)
+
+
+def _alternative(name: str, regex: str, tag: str) -> str:
+    # The group that names a match is empty and comes last: failed attempts set no group,
+    # and patterns whose matches are kept verbatim need none (``lastgroup`` is then None).
+    return f"(?:{regex})" if name in KEEP else f"(?:{regex})(?P<{name}__{tag}>)"
+
+
 def _compile(with_digit_patterns: bool) -> re.Pattern[str]:
+    """The built-in patterns as one regex, dispatched on the character at each position.
+
+    Equivalent to ``"|".join(patterns)`` (see ``_compile_plain``): at a position whose
+    character is in one of ``DISPATCH_CLASSES`` only the patterns that can start with such a
+    character are tried, in their order; so the first pattern that matches is the same.
+    Inside a word (``WORD_TAIL``) no pattern can match, and the text is copied.
+    """
+    patterns = [
+        (name, regex)
+        for name, regex in BUILTIN_PATTERNS
+        if with_digit_patterns or name not in NEEDS_DIGIT
+    ]
+    branches = [WORD_TAIL]
+    for index, char_class in enumerate(DISPATCH_CLASSES):
+        chars = [chr(code) for code in range(128) if re.match(f"[{char_class}]", chr(code))]
+        alternatives = [
+            _alternative(name, regex, str(index))
+            for name, regex in patterns
+            if _starts_with(name, "".join(chars))
+        ]
+        if alternatives:
+            branches.append(f"(?=[{char_class}])(?:{'|'.join(alternatives)})")
+    rest = "|".join(_alternative(name, regex, "x") for name, regex in patterns)
+    branches.append(f"(?![{''.join(DISPATCH_CLASSES)}])(?:{rest})")
+    return re.compile("|".join(branches))
+
+
+def _compile_plain(with_digit_patterns: bool) -> re.Pattern[str]:
+    """The reference: every pattern tried at every position (tests check the equivalence)."""
     parts = [
         f"(?P<{name}>{regex})"
         for name, regex in BUILTIN_PATTERNS
@@ -70,16 +117,24 @@ def _compile(with_digit_patterns: bool) -> re.Pattern[str]:
 _ALL_PATTERNS = _compile(with_digit_patterns=True)
 _NO_DIGIT_PATTERNS = _compile(with_digit_patterns=False)
 _HAS_DIGIT = re.compile(r"\d").search
+# Without a digit only these patterns can replace anything (e-mail, URL, host name, path,
+# quoted string, bool); text with none of their characters is its own normalization.
+_MAY_CHANGE_WITHOUT_DIGIT = re.compile(r"[@./\\=]").search
 # Placeholders glued to hex digits, ":" or "." ("17a::<hex>", "<hex>::fe80"): the junctions
 # where replacing a neighbour can change what a look-ahead / look-behind of a pattern saw.
 _GLUED_PLACEHOLDER = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.]").search
 _PLACEHOLDER = {name: None if name in KEEP else f"<{name}>" for name, _ in BUILTIN_PATTERNS}
 _PLACEHOLDER["plain_int"] = "<int>"
+_GROUP_PLACEHOLDER = {
+    group: _PLACEHOLDER[group.partition("__")[0]]
+    for regex in (_ALL_PATTERNS, _NO_DIGIT_PATTERNS)
+    for group in regex.groupindex
+}
 
 
 def _substitute_builtin(match: re.Match[str]) -> str:
-    placeholder = _PLACEHOLDER[match.lastgroup]  # type: ignore[index]
-    return match.group() if placeholder is None else placeholder
+    group = match.lastgroup
+    return match.group() if group is None else _GROUP_PLACEHOLDER[group]  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=64)
@@ -130,6 +185,8 @@ def _normalize(text: str, custom_patterns: CustomPatterns) -> str:
         regex, replacement = _custom_regex(custom_patterns)
         trimmed = regex.sub(lambda m: replacement[m.lastgroup], trimmed)  # type: ignore[index]
     if not _HAS_DIGIT(trimmed):
+        if not _MAY_CHANGE_WITHOUT_DIGIT(trimmed):
+            return _cut(trimmed)
         return _cut(_NO_DIGIT_PATTERNS.sub(_substitute_builtin, trimmed))
     result = _ALL_PATTERNS.sub(_substitute_builtin, trimmed)
     # A placeholder glued to other text ("3.<hex>", "17a::<hex>") can let a neighbour match

@@ -149,8 +149,11 @@ _BOOL = r"(?<==)(?:[Tt]rue|[Ff]alse|TRUE|FALSE)\b"
 _BLANKS = r"[ \t\n,;(){}!?*#|<>\"']"
 _PLAIN_WORD = rf"[A-Za-z][A-Za-z_]*(?:(?<=_)|(?![\w@.:/\\+%&-]){_BLANKS}*)"
 # A later word in the run must not be one that starts a status or date match.
+# (The case-insensitive alternation is costly: it is only tried on words whose first letter
+# can start one of those words; the guard changes nothing else.)
 _NOT_SPECIAL = (
-    rf"(?!(?i:{_STRONG_STATUS_WORDS}|{_WEAK_STATUS_WORDS})\b|(?:{_LONG_DAY}|{_DAY}|{_MON})\b)"
+    rf"(?!(?=[sShHrRgGeEfF])(?i:{_STRONG_STATUS_WORDS}|{_WEAK_STATUS_WORDS})\b"
+    rf"|(?=[MTWFSJAOND])(?:{_LONG_DAY}|{_DAY}|{_MON})\b)"
 )
 _SKIP = rf"(?<![=\w]){_PLAIN_WORD}(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<!=){_BLANKS}+"
 
@@ -190,6 +193,50 @@ BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("int", _INT),
     ("quoted_str", _QUOTED_STR),
     ("bool", _BOOL),
+)
+
+# The characters each pattern can start with (a superset; checked by a property test). The
+# combined regex only tries, at each position, the patterns that can start with its character.
+_W = r"\w"  # any word character, Unicode included
+FIRST_CHARS: dict[str, str] = {
+    "status": "sShHrRgGeEfF1-5",
+    "email": _W + ".+%-",
+    "url": "a-zA-Z",
+    "date": r"MTWFSJAONDd\d",
+    "skip": r"A-Za-z \t\n,;(){}!?*#|<>\"'",
+    "plain_int": r"\d",
+    "traceparent": "01",
+    "uuid": "0-9a-fA-F",
+    "hostname": "a-zA-Z0-9",
+    "ip": r"\d0-9a-fA-F:\[",
+    "sha256": "0-9a-fA-F",
+    "sha1": "0-9a-fA-F",
+    "md5": "0-9a-fA-F",
+    "duration": r"\d",
+    "path": r"/~.A-Za-z",
+    "hex": "0-9a-fA-F-",
+    "git_sha": "0-9a-f",
+    "float": r"\d-",
+    "int": r"\d-",
+    "quoted_str": "\"'",
+    "bool": "TtFf",
+}
+
+# Inside a word no pattern can start: every one needs a word boundary, a look-behind that
+# rejects a preceding letter or digit, or "=" before it (only "int" may start right after "_",
+# as in "item_42"). So a run of ASCII letters and digits that follows a letter or digit (plus
+# one "_" after it) is copied as it is in one step; without this the regex would be tried at
+# each character of a word it could not skip as a whole ("failed." / "connect:").
+WORD_TAIL = r"(?<=[A-Za-z0-9])(?:[A-Za-z0-9]+_?|_)"
+
+# Character classes (ASCII, disjoint) for which the combined regex tries only the patterns
+# that can start with such a character; any other character tries every pattern.
+DISPATCH_CLASSES = (
+    "g-zG-Z",  # letters that are not hex digits
+    "a-fA-F",
+    "0-9",
+    r" \t\n,;(){}!?*#|<>\"'",  # the blanks of "skip"
+    r".\-:\[/~_+%",
 )
 
 # Patterns that cannot match text without a digit: left out of the regex used for such text.
