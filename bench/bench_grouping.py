@@ -25,8 +25,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.grouping import GroupingConfig, group_event, parameterize  # noqa: E402
-from pipeline.grouping import frames as frames_module  # noqa: E402
+from pipeline.grouping import GroupingConfig, group_event  # noqa: E402
+from pipeline.grouping.engine import clear_caches  # noqa: E402
 
 # What changes per deploy or per instance (bundle hashes, CGLIB class suffixes) comes from a
 # few values, as in production; what changes per event (ids, hosts, lines) is random.
@@ -164,9 +164,7 @@ def build_events(count: int, seed: int = 7) -> list[bytes]:
 
 
 def _clear_caches() -> None:
-    parameterize._normalize.cache_clear()
-    for name in ("normalize_path", "normalize_module", "normalize_function", "frame_key"):
-        getattr(frames_module, name).cache_clear()
+    clear_caches()  # every memo: messages, fixed points, frame views, frame parts, keywords
 
 
 def _rate(payloads: list[bytes], work) -> float:  # type: ignore[no-untyped-def]

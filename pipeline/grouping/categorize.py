@@ -212,7 +212,7 @@ def _is_app_type(exc: ExceptionView, view: EventView) -> bool:
     module = exc.module or exc.type.rpartition(".")[0]
     if module and _FOREIGN_MODULES.match(module):
         return False
-    app_roots = {f.raw_module.split(".")[0] for e in view.exceptions for f in e.frames if f.in_app}
+    app_roots = {f.raw_module.split(".")[0] for e in view.exceptions for f in e.app_frames}
     if module:
         return module.split(".")[0] in app_roots
     return bool(app_roots) and exc.type.endswith(("Error", "Exception"))

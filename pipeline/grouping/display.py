@@ -32,9 +32,9 @@ def title_of(view: EventView, custom_patterns: CustomPatterns = ()) -> str:
 def culprit_frame(view: EventView) -> FrameView | None:
     """Innermost in-app frame, searching from the outermost exception; else innermost frame."""
     for exc in reversed(view.exceptions):
-        for frame in reversed(exc.frames):
-            if frame.in_app:
-                return frame
+        app_frames = exc.app_frames
+        if app_frames:
+            return app_frames[-1]
     for exc in reversed(view.exceptions):
         if exc.frames:
             return exc.frames[-1]

@@ -110,6 +110,26 @@ def group_event(
     )
 
 
+def clear_caches() -> None:
+    """Empty every memo of the grouping code (frames, messages, keywords): for benchmarks."""
+    from pipeline.grouping import event, frames, parameterize
+    from pipeline.grouping.categorize import _keyword_rank
+
+    for cached in (
+        parameterize._normalize,
+        parameterize._fixed_point,
+        event._frame_view,
+        frames.frame_key,
+        frames.normalize_path,
+        frames.normalize_module,
+        frames.normalize_function,
+        frames.normalize_context_line,
+        frames.looks_third_party,
+        _keyword_rank,
+    ):
+        cached.cache_clear()
+
+
 def normalize_message(text: str, config: GroupingConfig | None = None) -> str:
     """Replace the variable parts of a message with typed placeholders (idempotent)."""
     if not isinstance(text, str):

@@ -25,12 +25,73 @@ class FrameView:
     raw_path: str
 
 
-@dataclass(frozen=True, slots=True)
 class ExceptionView:
-    type: str
-    value: str
-    module: str
-    frames: tuple[FrameView, ...]  # oldest call first, innermost last
+    """One exception of the chain: type, value, module and its frames (oldest call first).
+
+    ``frames`` is built when first read. ``app_frames`` (the in-app frames, in the same order)
+    is what grouping, the culprit and the category read: it is built without looking at the
+    frames that are marked ``in_app: false`` (most library frames), which is why an event is
+    cheap to group even when its stack is deep in library code.
+    """
+
+    __slots__ = ("type", "value", "module", "_frames", "_app_frames", "_source")
+
+    def __init__(
+        self, type: str, value: str, module: str, frames: tuple[FrameView, ...] = ()
+    ) -> None:
+        self.type = type
+        self.value = value
+        self.module = module
+        self._frames: tuple[FrameView, ...] | None = tuple(frames)
+        self._app_frames: tuple[FrameView, ...] | None = None
+        self._source: tuple[Any, str, InAppOverrides] | None = None
+
+    @classmethod
+    def from_payload(
+        cls, type: str, value: str, module: str, raw_frames: Any, platform: str,
+        overrides: InAppOverrides,
+    ) -> ExceptionView:  # fmt: skip
+        """A view whose frames are read from the payload's frame list when needed."""
+        view = cls(type, value, module)
+        view._frames = None
+        view._source = (raw_frames, platform, overrides)
+        return view
+
+    @property
+    def frames(self) -> tuple[FrameView, ...]:
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = _frames(*self._source)  # type: ignore[misc]
+        return frames
+
+    @property
+    def app_frames(self) -> tuple[FrameView, ...]:
+        """``tuple(f for f in self.frames if f.in_app)``."""
+        app = self._app_frames
+        if app is None:
+            if self._frames is not None:
+                app = tuple(frame for frame in self._frames if frame.in_app)
+            else:
+                app = _frames(*self._source, app_only=True)  # type: ignore[misc]
+            self._app_frames = app
+        return app
+
+    def _key(self) -> tuple[str, str, str, tuple[FrameView, ...]]:
+        return (self.type, self.value, self.module, self.frames)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExceptionView):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"ExceptionView(type={self.type!r}, value={self.value!r}, module={self.module!r}, "
+            f"frames={self.frames!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,30 +171,38 @@ def _frame_view(
     return FrameView(location, func, context, in_app, module, path)
 
 
-def _frames(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[FrameView, ...]:
+def _frames(
+    raw: Any, platform: str, overrides: InAppOverrides, app_only: bool = False
+) -> tuple[FrameView, ...]:
+    """The frames' views (``None`` views dropped); with ``app_only`` only the in-app ones."""
     if isinstance(raw, dict):
         raw = raw.get("frames")
     if not isinstance(raw, list):
         return ()
+    # a frame marked in_app=False stays out of the app unless an include prefix may apply
+    skip_not_in_app = app_only and not overrides[0]
     frames = []
     for frame in raw:
         if not isinstance(frame, dict):
             continue
         get = frame.get
+        in_app = get("in_app")
+        if in_app is False and skip_not_in_app:
+            continue
         fields = (
             get("module"),
             get("filename"),
             get("abs_path"),
             get("function"),
             get("context_line"),
-            get("in_app"),
+            in_app,
         )
         try:
             view = _frame_view(platform, overrides, *fields)
         except TypeError:  # an unhashable (list / dict) value in an odd payload
             fields = tuple(v if isinstance(v, _SCALARS) else None for v in fields)
             view = _frame_view(platform, overrides, *fields)
-        if view is not None:
+        if view is not None and (view.in_app or not app_only):
             frames.append(view)
     return tuple(frames)
 
@@ -147,11 +216,13 @@ def _exceptions(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[Exc
     for exc in raw:
         if not isinstance(exc, dict):
             continue
-        frames = _frames(exc.get("stacktrace"), platform, overrides)
         exc_type = text(exc.get("type"))
         value = text(exc.get("value"))
-        if exc_type or value or frames:
-            exceptions.append(ExceptionView(exc_type, value, text(exc.get("module")), frames))
+        view = ExceptionView.from_payload(
+            exc_type, value, text(exc.get("module")), exc.get("stacktrace"), platform, overrides
+        )
+        if exc_type or value or view.frames:
+            exceptions.append(view)
     return tuple(exceptions)
 
 

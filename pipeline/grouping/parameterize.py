@@ -189,9 +189,19 @@ def _normalize(text: str, custom_patterns: CustomPatterns) -> str:
             return _cut(trimmed)
         return _cut(_NO_DIGIT_PATTERNS.sub(_substitute_builtin, trimmed))
     result = _ALL_PATTERNS.sub(_substitute_builtin, trimmed)
-    # A placeholder glued to other text ("3.<hex>", "17a::<hex>") can let a neighbour match
-    # that its original digits prevented; re-run until nothing changes so the output is a
-    # fixed point (rare: only when such a junction exists).
+    if _GLUED_PLACEHOLDER(result):
+        result = _fixed_point(result)
+    return _cut(result)
+
+
+@lru_cache(maxsize=16384)
+def _fixed_point(result: str) -> str:
+    """Re-run the built-in pass until nothing changes (at most 4 more times).
+
+    A placeholder glued to other text ("3.<hex>", "17a::<hex>") can let a neighbour match
+    that its original digits prevented; re-running makes the output a fixed point. Cached:
+    these outputs repeat ("dial tcp <ip>: connect: ..."), while the raw messages do not.
+    """
     for _ in range(4):
         if not _GLUED_PLACEHOLDER(result):
             break
@@ -199,7 +209,7 @@ def _normalize(text: str, custom_patterns: CustomPatterns) -> str:
         if again == result:
             break
         result = again
-    return _cut(result)
+    return result
 
 
 def normalize_text(text: str, custom_patterns: CustomPatterns = ()) -> str:

@@ -42,7 +42,7 @@ def _stack_components(
 ) -> list[str]:
     components: list[str] = []
     for exc in exceptions:
-        frames = [f for f in exc.frames if f.in_app] if in_app_only else exc.frames
+        frames = exc.app_frames if in_app_only else exc.frames
         if frames:
             components.append("type:" + normalize_module(exc.type))
             components.extend(frame_components(frames, config.max_frames, config.use_context_lines))

@@ -72,9 +72,8 @@ def hash_components(namespace: str, components: tuple[str, ...]) -> str:
 
     Deterministic across processes, machines and PYTHONHASHSEED (never ``hash()``).
     """
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(namespace.encode())
-    for component in components:
-        digest.update(b"\x1e")
-        digest.update(component.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+    # the same bytes as updating with the namespace, then b"\x1e" and each component in turn
+    data = namespace.encode()
+    if components:
+        data += ("\x1e" + "\x1e".join(components)).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -235,3 +235,29 @@ def test_odd_events_never_raise(event):
     result = group_event(event, GroupingConfig())
     assert len(result.fingerprint) == 32
     assert result.title and result.category
+
+
+# --- in-app frames are read without building the others --------------------------------
+
+
+@pytest.mark.parametrize("in_app", [True, False, None, 0, 1, "yes"])
+@pytest.mark.parametrize(
+    "overrides",
+    [((), ()), (("requests.",), ()), ((), ("shop.",)), (("shop.",), ("requests.",))],
+)
+@pytest.mark.parametrize("make", [python_event, java_event, go_event, js_event, node_event])
+def test_app_frames_are_the_in_app_frames(make, in_app, overrides):
+    from pipeline.grouping.event import view_event
+
+    event = make()
+    exceptions = event["exception"]
+    exceptions = exceptions["values"] if isinstance(exceptions, dict) else exceptions
+    for index, frame in enumerate(exceptions[0]["stacktrace"]["frames"]):
+        if index % 2:
+            frame["in_app"] = in_app
+    first, second = view_event(event, overrides), view_event(event, overrides)
+    for lazy, full in zip(first.exceptions, second.exceptions, strict=True):
+        expected = tuple(f for f in full.frames if f.in_app)
+        assert lazy.app_frames == expected  # built before (and without) .frames
+        assert lazy.frames == full.frames
+        assert full.app_frames == expected
