@@ -4,11 +4,19 @@
         │  decode_agent: decode + validate  ──invalid──▶  errorstream-dlq (reason, source offset)
         │                fingerprint (grouping engine)
         ▼
-    errorstream-events-by-fingerprint (key = fingerprint) repartition: one issue, one partition
-        │  issues_agent: issue state table (changelog-backed, co-partitioned)
-        │                new issue ─────────────────────▶  errorstream-alerts (key = fingerprint)
-        ▼
-    errorstream-processed (key = fingerprint)
+    errorstream-events-by-fingerprint                     repartition: key = fingerprint,
+        ▲                                                 partition = hash(service): one issue
+        │  control_agent: validate, broadcast             and its service, one partition
+    errorstream-control (resolve/ignore/unresolve/merge)
+        │
+        │  issues_agent (stages/aggregate.py), tables co-partitioned, changelog-backed:
+        │    dedup (event_id window) · aliases (secondary/merged → canonical fingerprint)
+        │    issues (issue state, HLL users, minute ring, cooldowns) · services (minute ring,
+        │    incidents) · minutes (exact counts per service/fp/minute/level/release/env)
+        │                new_issue, regression, critical, threshold, spike, incident,
+        │                error_rate ────────────────────▶  errorstream-alerts (key = fingerprint
+        ▼                                                                    or service)
+    errorstream-processed (key = fingerprint)             one record per event (+ issue_state)
         │  ClickHouseSink (own consumer group): batch → insert → commit
         ▼
     ClickHouse (chDB in-process, or a server) ◀── queries ── HTTP API ◀── `errorstream query`
@@ -19,19 +27,31 @@ Stages are pure functions in ``pipeline/stages``; agents decode, call them, and 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import orjson
 
+from pipeline.control import COMMAND_MARKER, CommandError, validate_command
 from pipeline.grouping import GroupingConfig
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.stages.alerts import make_alert
-from pipeline.stages.decode import DecodedEvent, dead_letter, decode_event
+from pipeline.stages.aggregate import (
+    dedup_key,
+    minute_key,
+    partition_for_service,
+    process_event,
+    resolve_alias,
+)
+from pipeline.stages.decode import DecodedEvent, Invalid, dead_letter, decode_event
+from pipeline.stages.dedup import EvictionQueue, should_apply
 from pipeline.stages.fingerprint import enrich
-from pipeline.stages.issues import update_issue
+from pipeline.stages.issues import apply_command, merge_states
+from pipeline.stages.rules import StreamRules
+from pipeline.stages.windows import minute_of
+
+MINUTE_COUNTS_RETENTION = 24 * 60  # minutes an exact per-minute counter is kept
 
 
 @dataclass
@@ -41,13 +61,46 @@ class Pipeline:
     metrics: Metrics
     topics: dict[str, faust.TopicT]
     issues: Any  # faust.Table of fingerprint → issue state
+    tables: dict[str, Any] = field(default_factory=dict)
 
     async def send_dead_letter(self, value: bytes) -> None:
         await self.topics["dlq"].send(value=value)
 
+    def issue_snapshots(self) -> list[dict]:
+        return [v["issue"] for v in self.issues.values() if v]
+
+
+class PartitionEviction:
+    """Per-partition eviction queues of the dedup and minute tables, rebuilt from the table
+    contents the first time a partition is seen (after start, recovery or a rebalance)."""
+
+    def __init__(self, dedup: Any, minutes: Any, rules: StreamRules) -> None:
+        self.dedup, self.minutes, self.rules = dedup, minutes, rules
+        self.queues: dict[int, tuple[EvictionQueue, EvictionQueue]] = {}
+        self.watermark: dict[int, int] = {}
+
+    def for_partition(self, p: int) -> tuple[EvictionQueue, EvictionQueue]:
+        queues = self.queues.get(p)
+        if queues is None:
+            n = self.rules.partitions
+            mine = lambda key: partition_for_service(key.split("|", 1)[0], n) == p  # noqa: E731
+            dedup = [(v[1], k) for k, v in self.dedup.items() if v and mine(k)]
+            minutes = [(int(k.split("|")[2]) // 60, k) for k in self.minutes.keys() if mine(k)]
+            queues = self.queues[p] = (
+                EvictionQueue(self.rules.dedup_minutes, dedup),
+                EvictionQueue(MINUTE_COUNTS_RETENTION, minutes),
+            )
+            self.watermark[p] = max([m for m, _ in dedup], default=0)
+        return queues
+
+    def forget(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self.queues.pop(p, None)
+
 
 def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -> Pipeline:
     s = settings
+    rules = StreamRules.from_settings(s)
     app = faust.App(
         s.app_id,
         broker=[f"kafka://{server.strip()}" for server in s.kafka_bootstrap.split(",")],
@@ -77,11 +130,29 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
         "processed": topic(s.topic_processed),
         "alerts": topic(s.topic_alerts),
         "dlq": topic(s.topic_dlq),
+        "control": topic(s.topic_control),
     }
-    issues = app.Table(
-        "issues", default=None, partitions=s.partitions, key_type=bytes, value_type=None
+
+    def table(name: str) -> Any:
+        return app.Table(
+            name,
+            default=None,
+            partitions=s.partitions,
+            schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+        )
+
+    issues, services, minutes, dedup, aliases = (
+        table(n) for n in ("issues", "services", "minutes", "dedup", "aliases")
     )
     pipeline = Pipeline(app, s, metrics, topics, issues)
+    pipeline.tables = dict(
+        issues=issues, services=services, minutes=minutes, dedup=dedup, aliases=aliases
+    )
+    eviction = PartitionEviction(dedup, minutes, rules)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        eviction.forget({tp.partition for tp in revoked if tp.topic == s.topic_by_fingerprint})
 
     @app.agent(topics["events"], name="decode")
     async def decode_agent(stream):
@@ -98,38 +169,140 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
                 continue
             metrics.events_accepted.inc()
             record = enrich(result, grouping, received_at=time.time())
-            fingerprint = record["_meta"]["fingerprint"]
             await topics["by_fingerprint"].send(
-                key=fingerprint.encode(), value=orjson.dumps(record)
+                key=record["_meta"]["fingerprint"].encode(),
+                value=orjson.dumps(record),
+                partition=partition_for_service(record["service"], s.partitions),
             )
             metrics.stage_latency.labels("decode").observe(time.perf_counter() - started)
+
+    @app.agent(topics["control"], name="control")
+    async def control_agent(stream):
+        """Commands go to every partition: the one that owns the issue applies it."""
+        async for event in stream.events():
+            try:
+                command = validate_command(orjson.loads(event.value))
+            except (orjson.JSONDecodeError, CommandError) as exc:
+                msg = event.message
+                source = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
+                invalid = Invalid("command", str(exc))
+                await topics["dlq"].send(value=dead_letter(event.value, invalid, source))
+                continue
+            value = orjson.dumps({COMMAND_MARKER: command})
+            for p in range(s.partitions):
+                await topics["by_fingerprint"].send(
+                    key=command["fingerprint"].encode(), value=value, partition=p
+                )
+
+    async def emit_issue_state(fingerprint: str, issue: dict) -> None:
+        value = orjson.dumps({"_kind": "issue_state", "issue": issue})
+        await topics["processed"].send(key=fingerprint.encode(), value=value)
+
+    async def handle_command(command: dict, offset: int) -> None:
+        fp = resolve_alias(aliases, command["fingerprint"]) or command["fingerprint"]
+        state = issues.get(fp)
+        if state is None or not should_apply(state, offset):
+            return  # another partition owns it, or a replay of an applied command
+        if command["command"] == "merge":
+            into = resolve_alias(aliases, command["into"]) or command["into"]
+            target = issues.get(into)
+            if target is None or into == fp:
+                return
+            merged = merge_states(target, state, offset)
+            gone = {**state["issue"], "merged_into": into, "version": state["issue"]["version"] + 1}
+            issues[into] = merged
+            aliases[fp] = into
+            del issues[fp]
+            await emit_issue_state(into, merged["issue"])
+            await emit_issue_state(fp, gone)
+        else:
+            new = apply_command(state, command, offset)
+            issues[fp] = new
+            await emit_issue_state(fp, new["issue"])
+        metrics.commands_applied.labels(command["command"]).inc()
+
+    def canonical(meta: dict) -> tuple[str, Any]:
+        """The state key of an event: an alias (merge, grouping transition) wins; an unknown
+        primary fingerprint joins an issue known under one of its secondary fingerprints."""
+        fp = meta["fingerprint"]
+        target = resolve_alias(aliases, fp)
+        if target is not None:
+            return target, issues.get(target)
+        state = issues.get(fp)
+        if state is None:
+            for secondary in meta.get("secondary_fingerprints") or ():
+                sec = resolve_alias(aliases, secondary) or secondary
+                known = issues.get(sec)
+                if known is not None:
+                    aliases[fp] = sec
+                    return sec, known
+        return fp, state
 
     @app.agent(topics["by_fingerprint"], name="issues")
     async def issues_agent(stream):
         async for event in stream.events():
             started = time.perf_counter()
-            key: bytes = event.key
+            msg = event.message
+            offset, partition = msg.offset, msg.partition
             record = orjson.loads(event.value)
+            if COMMAND_MARKER in record:
+                await handle_command(record[COMMAND_MARKER], offset)
+                continue
             meta = record["_meta"]
-            previous = issues.get(key)
-            issues[key] = update_issue(previous, record)
+            fp, state = canonical(meta)
+            dkey = dedup_key(record)
+            mkey = minute_key(record, fp)
+            q_dedup, q_minutes = eviction.for_partition(partition)
+            wm = eviction.watermark[partition] = max(
+                eviction.watermark[partition],
+                min(minute_of(meta["ts"]), minute_of(time.time()) + 5),
+            )
+            seen = dedup.get(dkey)
+            out = process_event(
+                record,
+                fp,
+                offset,
+                seen=seen,
+                issue_state=state,
+                service_state=services.get(record["service"]),
+                minute_value=minutes.get(mkey),
+                rules=rules,
+                now=time.time(),
+                watermark_minute=wm,
+            )
+            for alert in out.alerts:  # delivered before the state that remembers them
+                key = (alert["fingerprint"] or alert["service"]).encode()
+                await (await topics["alerts"].send(key=key, value=orjson.dumps(alert)))
+                metrics.alerts_emitted.labels(alert["kind"]).inc()
+            if out.issue is not None:
+                if state is None:
+                    metrics.issues_tracked.inc()
+                issues[fp] = out.issue
+            if out.service is not None:
+                services[record["service"]] = out.service
+            if out.minute is not None:
+                if out.minute[0] == 1:
+                    q_minutes.push(int(mkey.split("|")[2]) // 60, mkey)
+                minutes[mkey] = out.minute
+            if out.dedup is not None:
+                dedup[dkey] = out.dedup
+                q_dedup.push(wm, dkey)
+            if out.duplicate:
+                metrics.events_deduplicated.inc()
+            elif not out.admission.body_stored:
+                if out.admission.shed_reason == "sampled":
+                    metrics.events_sampled.labels(record.get("level", "error")).inc()
+                else:
+                    metrics.events_shed.labels(out.admission.shed_reason).inc()
+            for key in q_dedup.expired(wm):
+                if key in dedup:
+                    del dedup[key]
+            for key in q_minutes.expired(wm):
+                if key in minutes:
+                    del minutes[key]
+            await topics["processed"].send(key=fp.encode(), value=orjson.dumps(out.record))
             metrics.events_processed.inc()
-            if previous is None:
-                alert = make_alert(
-                    "new_issue",
-                    service=record["service"],
-                    fingerprint=meta["fingerprint"],
-                    title=meta["title"],
-                    numbers={"count": 1, "first_seen": meta["ts"]},
-                    trigger="first",
-                    now=time.time(),
-                    record=record,
-                )
-                await topics["alerts"].send(key=key, value=orjson.dumps(alert))
-                metrics.alerts_emitted.labels("new_issue").inc()
-            await topics["processed"].send(key=key, value=event.value)
-            now = time.time()
-            metrics.end_to_end_lag.observe(max(0.0, now - meta["ts"]))
+            metrics.end_to_end_lag.observe(max(0.0, time.time() - meta["ts"]))
             metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)
 
     return pipeline

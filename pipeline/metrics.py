@@ -55,6 +55,17 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        self.events_late = Counter(
+            "errorstream_issues_events_late_total",
+            "Events older than their key's watermark minus the grace: counted, not windowed",
+            registry=r,
+        )
+        self.commands_applied = Counter(
+            "errorstream_issues_commands_applied_total",
+            "Lifecycle commands applied to issue state, by command",
+            ["command"],
+            registry=r,
+        )
         self.alerts_emitted = Counter(
             "errorstream_alerts_emitted_total",
             "Alerts sent to the alerts topic, by kind",

@@ -98,6 +98,55 @@ class Settings:
     grouping_rules_file: str = field(
         default="", metadata=_meta("server-side fingerprint rules (TOML or YAML)")
     )
+    # --- stream agents: windows, admission, alert rules (docs/stream-agents.md) -----------
+    fingerprint_limit_per_minute: int = field(
+        default=100, metadata=_meta("event bodies stored per fingerprint per minute", minimum=1)
+    )
+    service_limit_per_minute: int = field(
+        default=10000, metadata=_meta("event bodies stored per service per minute", minimum=1)
+    )
+    sample_rates: str = field(
+        default="", metadata=_meta("server-side sampling of bodies by level: debug=0.1,info=0.5")
+    )
+    window_grace: float = field(
+        default=60.0,
+        metadata=_meta("seconds an event may be late and still count in windows", minimum=0),
+    )
+    spike_window_minutes: int = field(
+        default=5, metadata=_meta("spike window (hopping by one minute)", minimum=1)
+    )
+    spike_baseline_windows: int = field(
+        default=12, metadata=_meta("previous windows averaged into the baseline", minimum=1)
+    )
+    spike_multiplier: float = field(
+        default=5.0, metadata=_meta("spike when the window >= multiplier x baseline", minimum=1.0)
+    )
+    spike_min_count: int = field(
+        default=20, metadata=_meta("events a fingerprint window needs to be a spike", minimum=1)
+    )
+    service_spike_min_count: int = field(
+        default=200, metadata=_meta("events a service window needs to be a spike", minimum=1)
+    )
+    threshold_rules: str = field(
+        default="", metadata=_meta("threshold alert rules: events>500/5m; users>50/10m")
+    )
+    error_rate_per_minute: int = field(
+        default=1000, metadata=_meta("service error_rate: events per minute ...", minimum=1)
+    )
+    error_rate_minutes: int = field(
+        default=5, metadata=_meta("... sustained for this many minutes", minimum=1)
+    )
+    alert_cooldown: float = field(
+        default=1800.0,
+        metadata=_meta("event-time seconds between alerts of a rule and key", minimum=0),
+    )
+    incident_min_issues: int = field(
+        default=3,
+        metadata=_meta("issues of a service spiking in one minute = one incident", minimum=2),
+    )
+    dedup_window_minutes: int = field(
+        default=10, metadata=_meta("minutes an event_id is remembered for dedup", minimum=1)
+    )
     # --- HTTP --------------------------------------------------------------------------
     web_host: str = field(default="127.0.0.1", metadata=_meta("worker HTTP bind address"))
     web_port: int = field(default=6066, metadata=_meta("worker HTTP port", minimum=1))
@@ -253,5 +302,16 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"table_store: expected memory://, rocksdb:// or rocksdict://, got {s.table_store!r}"
         )
+    from pipeline.stages.rules import parse_sample_rates
+    from pipeline.stages.spikes import parse_threshold_rules
+
+    for key, parse in (
+        ("sample_rates", parse_sample_rates),
+        ("threshold_rules", parse_threshold_rules),
+    ):
+        try:
+            parse(getattr(s, key))
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     if s.grouping_rules_file and not Path(s.grouping_rules_file).is_file():
         raise ConfigError(f"grouping_rules_file: {s.grouping_rules_file} not found")

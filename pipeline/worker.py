@@ -108,7 +108,7 @@ def readiness_checks(pipeline: Pipeline, sink: ClickHouseSink):
 
 def issues_view(pipeline: Pipeline):
     def view() -> list[dict]:
-        return [dict(v) for v in pipeline.issues.values() if v is not None]
+        return pipeline.issue_snapshots()
 
     return view
 
