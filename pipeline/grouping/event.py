@@ -229,21 +229,23 @@ def _exceptions(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[Exc
 def view_event(event: Any, overrides: InAppOverrides = ((), ())) -> EventView:
     if not isinstance(event, dict):
         event = {}
-    platform = text(event.get("platform")).lower() or "other"
-    raw_fingerprint = event.get("fingerprint")
+    get = event.get
+    platform = text(get("platform")).lower() or "other"
+    raw_fingerprint = get("fingerprint")
     fingerprint = (
         tuple(text(part) for part in raw_fingerprint if part is not None)
         if isinstance(raw_fingerprint, list)
         else ()
     )
-    level = text(event.get("level")).lower() or "error"
+    level = text(get("level")).lower() or "error"
+    service, logger = get("service"), get("logger")
     return EventView(
         platform=platform,
         level="fatal" if level == "critical" else level,
-        service=text(event.get("service")),
-        logger=text(event.get("logger")),
+        service=service if service.__class__ is str else text(service),
+        logger=logger if logger.__class__ is str else text(logger),
         message=_message(event),
-        tags=_tags(event.get("tags")),
+        tags=_tags(get("tags")),
         fingerprint=fingerprint,
-        exceptions=_exceptions(event.get("exception"), platform, overrides),
+        exceptions=_exceptions(get("exception"), platform, overrides),
     )

@@ -122,7 +122,9 @@ _HAS_DIGIT = re.compile(r"\d").search
 _MAY_CHANGE_WITHOUT_DIGIT = re.compile(r"[@./\\=]").search
 # Placeholders glued to hex digits, ":" or "." ("17a::<hex>", "<hex>::fe80"): the junctions
 # where replacing a neighbour can change what a look-ahead / look-behind of a pattern saw.
-_GLUED_PLACEHOLDER = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.]").search
+# (Written to start with "<" or ">" so that the search only stops at those characters; it
+# finds what "(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.]" finds.)
+_GLUED_PLACEHOLDER = re.compile(r"<(?<=[0-9a-fA-F:.]<)[a-z]|>(?<=[a-z0-9]>)[\w:.]").search
 _PLACEHOLDER = {name: None if name in KEEP else f"<{name}>" for name, _ in BUILTIN_PATTERNS}
 _PLACEHOLDER["plain_int"] = "<int>"
 _GROUP_PLACEHOLDER = {

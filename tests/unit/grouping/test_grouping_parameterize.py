@@ -228,3 +228,10 @@ def test_patterns_start_only_with_their_declared_first_characters(text):
 def test_normalization_equals_the_plain_alternation(text):
     plain = parameterize._compile_plain(parameterize._HAS_DIGIT(text) is not None)
     assert normalize_message(text) == _plain_sub(plain, text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet="<>:.aAfFgz09_ -", max_size=20))
+def test_glued_placeholder_check_finds_what_the_plain_regex_finds(text):
+    plain = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.]")
+    assert bool(parameterize._GLUED_PLACEHOLDER(text)) == bool(plain.search(text))
