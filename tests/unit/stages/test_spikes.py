@@ -1,0 +1,73 @@
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.stages.spikes import (
+    baseline,
+    check_spike,
+    is_spike,
+    parse_threshold_rules,
+    sustained_rate,
+)
+from pipeline.stages.windows import new_ring, ring_add
+
+
+def ring_from(counts_by_minute, length=70):
+    ring = new_ring()
+    for minute, n in sorted(counts_by_minute.items()):
+        if n:
+            ring = ring_add(ring, minute, length, n)
+    return ring
+
+
+def test_baseline_mean_and_deviation():
+    b = baseline([2, 4, 4, 4, 5, 5, 7, 9])
+    assert b.mean == 5 and b.stdev == 2 and b.windows == 8
+    assert baseline([]).mean == 0
+
+
+@given(st.lists(st.integers(0, 1000), min_size=1, max_size=24))
+def test_baseline_properties(counts):
+    b = baseline(counts)
+    assert min(counts) <= b.mean <= max(counts)
+    assert b.stdev >= 0 and math.isfinite(b.stdev)
+
+
+def test_spike_rule():
+    assert is_spike(30, 5, min_count=20, multiplier=5)
+    assert not is_spike(24, 5, min_count=20, multiplier=5)  # < 5 x baseline
+    assert not is_spike(19, 0, min_count=20, multiplier=5)  # < min_count
+
+
+def test_check_spike_uses_the_previous_hour():
+    history = {m: 1 for m in range(100, 165)}  # one per minute for an hour: 5 per window
+    history[169] = 40
+    ring = ring_from(history)
+    check = check_spike(ring, 169, 100, window=5, history=12, min_count=20, multiplier=5)
+    assert check.spiking and check.count == 40 and check.baseline.mean == 5
+    assert check.window_start == 165
+
+
+def test_no_spike_without_a_full_history():
+    ring = ring_from({150: 1, 169: 40})
+    check = check_spike(ring, 169, 150, window=5, history=12, min_count=20, multiplier=5)
+    assert not check.spiking
+
+
+def test_threshold_rules_parse():
+    rules = parse_threshold_rules("events>500/5m; users > 50/10m")
+    assert [(r.metric, r.limit, r.minutes) for r in rules] == [
+        ("events", 500, 5),
+        ("users", 50, 10),
+    ]
+    with pytest.raises(ValueError, match="bad threshold rule"):
+        parse_threshold_rules("events>=5")
+
+
+def test_sustained_rate_needs_every_minute():
+    ring = ring_from({10: 5, 11: 6, 12: 5})
+    assert sustained_rate(ring, 12, per_minute=5, minutes=3) == 5
+    assert sustained_rate(ring, 12, per_minute=6, minutes=3) is None
+    assert sustained_rate(ring, 13, per_minute=1, minutes=3) is None
