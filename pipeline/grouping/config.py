@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.grouping.parameterize import CustomPatterns, validate_custom_patterns
+from pipeline.grouping.slots import slot_setters
 
 if TYPE_CHECKING:
     from pipeline.grouping.rules import Rules
@@ -75,3 +76,55 @@ class GroupingResult:
             "grouping_version": self.grouping_version,
             "rule": self.rule,
         }
+
+
+(
+    _set_fingerprint,
+    _set_variant,
+    _set_title,
+    _set_culprit,
+    _set_category,
+    _set_secondary,
+    _set_components,
+    _set_version,
+    _set_rule,
+) = slot_setters(
+    GroupingResult,
+    (
+        "fingerprint",
+        "grouping_variant",
+        "title",
+        "culprit",
+        "category",
+        "secondary_fingerprints",
+        "components",
+        "grouping_version",
+        "rule",
+    ),
+)
+
+
+def new_result(
+    fingerprint: str,
+    grouping_variant: str,
+    title: str,
+    culprit: str,
+    category: str,
+    secondary_fingerprints: tuple[str, ...],
+    components: tuple[str, ...],
+    grouping_version: str,
+    rule: str | None,
+) -> GroupingResult:
+    """``GroupingResult(...)`` (all fields, in order) at half the cost: the frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__``; this sets the slots directly."""
+    result = object.__new__(GroupingResult)
+    _set_fingerprint(result, fingerprint)
+    _set_variant(result, grouping_variant)
+    _set_title(result, title)
+    _set_culprit(result, culprit)
+    _set_category(result, category)
+    _set_secondary(result, secondary_fingerprints)
+    _set_components(result, components)
+    _set_version(result, grouping_version)
+    _set_rule(result, rule)
+    return result

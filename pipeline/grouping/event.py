@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from pipeline.grouping.frames import frame_key, looks_third_party
+from pipeline.grouping.slots import slot_setters as _slot_setters
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,13 +240,30 @@ def view_event(event: Any, overrides: InAppOverrides = ((), ())) -> EventView:
     )
     level = text(get("level")).lower() or "error"
     service, logger = get("service"), get("logger")
-    return EventView(
-        platform=platform,
-        level="fatal" if level == "critical" else level,
-        service=service if service.__class__ is str else text(service),
-        logger=logger if logger.__class__ is str else text(logger),
-        message=_message(event),
-        tags=_tags(get("tags")),
-        fingerprint=fingerprint,
-        exceptions=_exceptions(get("exception"), platform, overrides),
-    )
+    # EventView(platform=..., ...) without the frozen dataclass's per-field __setattr__ detour
+    view = _new(EventView)
+    _set_platform(view, platform)
+    _set_level(view, "fatal" if level == "critical" else level)
+    _set_service(view, service if service.__class__ is str else text(service))
+    _set_logger(view, logger if logger.__class__ is str else text(logger))
+    _set_message(view, _message(event))
+    _set_tags(view, _tags(get("tags")))
+    _set_fingerprint(view, fingerprint)
+    _set_exceptions(view, _exceptions(get("exception"), platform, overrides))
+    return view
+
+
+_new = object.__new__
+(
+    _set_platform,
+    _set_level,
+    _set_service,
+    _set_logger,
+    _set_message,
+    _set_tags,
+    _set_fingerprint,
+    _set_exceptions,
+) = _slot_setters(
+    EventView,
+    ("platform", "level", "service", "logger", "message", "tags", "fingerprint", "exceptions"),
+)

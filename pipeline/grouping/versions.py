@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,10 +68,12 @@ def _load_builtin() -> None:
         register_algorithm(strategies_v1.ALGORITHM, replace=True)
 
 
+@lru_cache(maxsize=16384)
 def hash_components(namespace: str, components: tuple[str, ...]) -> str:
     """32 hex chars of blake2b over the namespace and the components.
 
     Deterministic across processes, machines and PYTHONHASHSEED (never ``hash()``).
+    Cached: many events of an issue hash the same components.
     """
     # the same bytes as updating with the namespace, then b"\x1e" and each component in turn
     data = namespace.encode()

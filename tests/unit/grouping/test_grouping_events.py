@@ -261,3 +261,20 @@ def test_app_frames_are_the_in_app_frames(make, in_app, overrides):
         assert lazy.app_frames == expected  # built before (and without) .frames
         assert lazy.frames == full.frames
         assert full.app_frames == expected
+
+
+def test_fast_constructors_build_what_the_dataclass_constructors_build():
+    import dataclasses
+
+    from pipeline.grouping.config import GroupingResult, new_result
+    from pipeline.grouping.event import EventView, view_event
+
+    args = ("f" * 32, "message", "title", "culprit", "network", ("s",), ("c",), "v1", "rule")
+    fast, slow = new_result(*args), GroupingResult(*args)
+    assert fast == slow and repr(fast) == repr(slow) and hash(fast) == hash(slow)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.title = "x"  # type: ignore[misc]
+    view = view_event(python_event())
+    values = {f.name: getattr(view, f.name) for f in dataclasses.fields(EventView)}
+    assert EventView(**values) == view
+    assert repr(EventView(**values)) == repr(view)
