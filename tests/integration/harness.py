@@ -103,6 +103,13 @@ class WorkerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             return self.proc.wait(10)
 
+    def kill(self) -> int | None:
+        """SIGKILL, no draining: what a crashed worker leaves behind."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait(10)
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-6000:]
