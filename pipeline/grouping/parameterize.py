@@ -78,7 +78,7 @@ def _alternative(name: str, regex: str, tag: str) -> str:
 def _compile(with_digit_patterns: bool) -> re.Pattern[str]:
     """The built-in patterns as one regex, dispatched on the character at each position.
 
-    Equivalent to ``"|".join(patterns)`` (see ``_compile_plain``): at a position whose
+    Equivalent to ``"|".join(patterns)`` (tests compare with it): at a position whose
     character is in one of ``DISPATCH_CLASSES`` only the patterns that can start with such a
     character are tried, in their order; so the first pattern that matches is the same.
     Inside a word (``WORD_TAIL``) no pattern can match, and the text is copied.
@@ -101,16 +101,6 @@ def _compile(with_digit_patterns: bool) -> re.Pattern[str]:
     rest = "|".join(_alternative(name, regex, "x") for name, regex in patterns)
     branches.append(f"(?![{''.join(DISPATCH_CLASSES)}])(?:{rest})")
     return re.compile("|".join(branches))
-
-
-def _compile_plain(with_digit_patterns: bool) -> re.Pattern[str]:
-    """The reference: every pattern tried at every position (tests check the equivalence)."""
-    parts = [
-        f"(?P<{name}>{regex})"
-        for name, regex in BUILTIN_PATTERNS
-        if with_digit_patterns or name not in NEEDS_DIGIT
-    ]
-    return re.compile("|".join(parts))
 
 
 # Text without any digit (common for exception values) goes through a smaller regex.

@@ -1,0 +1,198 @@
+"""A frozen copy of the built-in patterns as of commit fc33031, before the speed-ups.
+
+The tests compare the optimized parameterization with a plain implementation over these
+patterns, so that no speed-up can change what a message normalizes to (and so split issues).
+Do not edit: if the patterns are meant to change, that is a grouping change of its own.
+"""
+
+from __future__ import annotations
+
+# Keywords after which a 3-digit number 100-599 is an HTTP status and is kept.
+_STRONG_STATUS_WORDS = (
+    r"status(?:[ _-]?code)?|http(?:/\d(?:\.\d)?)?(?:[ _-]?(?:status|error|code))?"
+    r"|response[ _-]?code|return[ _-]?code|status[ _-]?line"
+)
+# Weaker keywords: kept only when the number is not followed by a lowercase word
+# ("returned 500" / "returned 503: upstream" keep, "returned 250 rows" does not).
+_WEAK_STATUS_WORDS = r"returned|responded(?: with)?|response|failed with|got|server error|error"
+_REASON_PHRASES = (
+    r"OK|Created|Accepted|No Content|Moved Permanently|Found|Not Modified|Bad Request"
+    r"|Unauthori[sz]ed|Payment Required|Forbidden|Not Found|Method Not Allowed|Not Acceptable"
+    r"|Request Time-?out|Conflict|Gone|Payload Too Large|Unsupported Media Type"
+    r"|Unprocessable (?:Entity|Content)|Too Many Requests|Internal Server Error"
+    r"|Not Implemented|Bad Gateway|Service Unavailable|Gateway Time-?out"
+)
+_STATUS = (
+    rf"(?=[sShHrRgGeEfF1-5])(?i:\b(?:{_STRONG_STATUS_WORDS})\b[\s:=#]{{0,3}}[1-5]\d\d(?![\w.])"
+    rf"|\b(?:{_WEAK_STATUS_WORDS})\b[\s:=#]{{0,3}}[1-5]\d\d(?![\w.])(?!\s*[a-z])"
+    rf")|\b[1-5]\d\d (?=(?:{_REASON_PHRASES})\b)"
+)
+
+_EMAIL = r"(?<![\w.+%-])[\w.+%-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b"
+# Any scheme://...; stops before trailing punctuation so "(see https://x/y)." keeps ")."
+_URL = r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
+
+_TLDS = (
+    "com|net|org|edu|gov|mil|int|info|biz|io|co|ai|app|dev|cloud|tech|site|online|xyz"
+    "|de|uk|fr|nl|es|it|ru|cn|jp|br|au|ca|ch|se|no|fi|dk|pl|be|at|cz|pt|ie|nz|za|kr"
+    "|tw|hk|sg|mx|ar|cl|us|eu|me|tv|ly|gg|local|internal|localdomain|lan|corp|svc|cluster"
+)
+_HOSTNAME = (
+    rf"(?<![\w.@-])(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{{0,61}}[a-zA-Z0-9])?\.)+"
+    rf"(?:(?:{_TLDS})|(?:{_TLDS.upper()}))(?!\.?[\w-])"
+)
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?::\d{{1,5}})?(?![\w]|\.\d)"
+_H = r"[0-9a-fA-F]{1,4}"
+# Full 8-group form, or a compressed form with "::" that contains at least one digit
+# (guards against C++/PHP/Rust "Class::method" and "Foo::Bar").
+_IPV6_BODY = (
+    rf"(?=[0-9a-fA-F:]*\d)(?:{_H}:){{7}}{_H}"
+    rf"|(?=[0-9a-fA-F:]*\d)(?:{_H}(?::{_H}){{0,6}})?::"
+    rf"(?:(?:{_H}:){{0,5}}{_OCTET}(?:\.{_OCTET}){{3}}|{_H}(?::{_H}){{0,6}})?"
+)
+_IPV6 = (
+    rf"\[(?:{_IPV6_BODY})(?:%[\w.]+)?\](?::\d{{1,5}})?"
+    rf"|(?<![\w:.])(?:{_IPV6_BODY})(?:%[\w.]+)?(?![\w:])"
+)
+_IP = rf"{_IPV4}|{_IPV6}"
+
+_TRACEPARENT = (
+    r"\b00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]\b"  # W3C traceparent
+    r"|\b1-[0-9a-f]{8}-[0-9a-f]{24}\b"  # AWS X-Ray / ALB trace id
+)
+_UUID = r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+# Digests: standalone hex strings of exact lengths (containing at least one digit).
+_SHA256 = r"\b(?=[0-9a-fA-F]{64}\b)(?=[a-fA-F]*\d)[0-9a-fA-F]{64}\b"
+_SHA1 = r"\b(?=[0-9a-fA-F]{40}\b)(?=[a-fA-F]*\d)[0-9a-fA-F]{40}\b"
+_MD5 = r"\b(?=[0-9a-fA-F]{32}\b)(?=[a-fA-F]*\d)[0-9a-fA-F]{32}\b"
+
+_MON = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)"
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_LONG_DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_ZONE = r"(?:\s?(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT|[A-Z]{3,4}))"
+_CLOCK = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"
+_DATE = (
+    # guard: every branch starts with a day/month name, "datetime", or digits shaped like
+    # "2019-", "2019/", "20190417T", "17 Jan", "17/", "17.", "17:"
+    r"(?=[MTWFSJAONDd]|\d{4}[-/]|\d{8}T|\d{1,2}(?: [A-Z]|[/.:]\d))(?:"
+    # ISO 8601 / RFC 3339 and "YYYY-MM-DD HH:MM[:SS[.fff]]" (also with slashes)
+    rf"\b\d{{4}}(?:-\d{{2}}-|/\d{{2}}/)\d{{2}}(?:[T ]{_CLOCK}(?:{_ZONE}(?![a-z]))?)?(?![\w:])"
+    # compact ISO: 20190417T202905Z
+    r"|\b\d{8}T\d{6}(?:\.\d+)?Z?\b"
+    # JavaScript Date.toString(): Wed Apr 17 2019 22:31:45 GMT+0200 (Central European ...)
+    rf"|\b{_DAY} {_MON} \d{{1,2}} \d{{4}} {_CLOCK}(?: GMT[+-]\d{{4}})?(?: \([^)]*\))?"
+    # C asctime: Wed Apr 17 22:31:45 2019
+    rf"|\b{_DAY} {_MON} +\d{{1,2}} {_CLOCK}(?: [A-Z]{{3,4}})? \d{{4}}\b"
+    # RFC 822/1123: Mon, 02 Jan 2006 15:04:05 MST
+    rf"|\b{_DAY}, \d{{1,2}} {_MON} \d{{2,4}}(?: {_CLOCK})?(?: (?:[A-Z]{{2,4}}|[+-]\d{{4}}))?\b"
+    # RFC 850: Monday, 02-Jan-06 15:04:05 MST
+    rf"|\b{_LONG_DAY}, \d{{2}}-{_MON}-\d{{2}} {_CLOCK} [A-Z]{{3,4}}\b"
+    # Jan 02, 1999 [15:04[:05]] / 02 Jan 2006 [15:04]
+    rf"|\b{_MON} \d{{1,2}},? \d{{4}}(?: {_CLOCK})?\b"
+    rf"|\b\d{{1,2}} {_MON} \d{{4}}(?: {_CLOCK})?\b"
+    # 17/04/2019, 04/17/2019, 17.04.2019 (4-digit year required: "3/4" is not a date)
+    r"|\b\d{1,2}(?:/\d{1,2}/|\.\d{1,2}\.)\d{4}\b"
+    # Python reprs: datetime.datetime(2019, 4, 17, 20, 29, 5), datetime.date(2019, 4, 17)
+    r"|\bdatetime\.(?:datetime|date|time)\([^)]*\)"
+    # bare clock times: 14:05:09, 3:45 PM, 22:31
+    rf"|(?<![\w:.]){_CLOCK}(?: ?[AaPp]\.?[Mm]\.?\b)?(?![\w:])"
+    r")"
+)
+
+_DURATION = (
+    r"(?<![\w.])(?:\d+(?:\.\d+)?(?:h|m|s|ms|us|µs|ns)){2,}\b"  # Go style: 1h2m3.5s
+    r"|(?<![\w.])\d+(?:\.\d+)?(?:ms|us|µs|ns|s|sec|secs|min|mins|h|hr|hrs)\b"
+    r"|(?<![\w.])\d+(?:\.\d+)? ?(?:milliseconds?|microseconds?|nanoseconds?|seconds?"
+    r"|minutes?|hours?|days?)\b"
+)
+
+_PATH_ROOTS = (
+    r"home|Users|usr|var|tmp|opt|etc|srv|app|mnt|root|private|data|proc|dev|lib|lib64"
+    r"|bin|sbin|run|nix|code|workspace|builds?|go|media|Volumes"
+)
+_PATH_CHARS = r"[\w.@%+~-]"
+_PATH = (
+    # Unix paths under a well-known root, or any absolute/relative path ending in file.ext
+    rf"(?<![\w.:/\\<>-])/(?:{_PATH_ROOTS})/{_PATH_CHARS}*(?:/{_PATH_CHARS}*)*"
+    rf"|(?<![\w.:/\\<>-])(?:~|\.\.?)?/(?:{_PATH_CHARS}+/)+{_PATH_CHARS}*\.[A-Za-z][\w]{{0,7}}\b"
+    rf"|(?<![\w.:/\\<>-])(?:~|\.\.?)/(?:{_PATH_CHARS}+/?)+"
+    # Windows: C:\Users\x\file.txt
+    r"|\b[A-Za-z]:\\(?:[^\\\s:*?\"'<>|]+\\)*[^\\\s:*?\"'<>|]*"
+)
+
+_HEX = (
+    r"(?<![\w-])-?0[xX][0-9a-fA-F]+\b"
+    # unprefixed, single case, containing both a digit and a letter: 5-6 or 8-128 chars
+    r"|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])(?:[0-9a-f]{8,128}|[0-9a-f]{5,6})\b"
+    r"|\b(?=[0-9A-F]*\d)(?=[0-9A-F]*[A-F])(?:[0-9A-F]{8,128}|[0-9A-F]{5,6})\b"
+)
+_GIT_SHA = r"\b(?=[0-9a-f]{7}\b)(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7}\b"
+
+# A minus sign belongs to the number only when it does not join two words ("a-1").
+_SIGN = r"(?:(?<![\w)\]-])-)?"
+_FLOAT = rf"{_SIGN}(?<![\w.])\d+\.\d+(?:\.\d+)*(?:[eE][+-]?\d+)?(?!\w|\.\d)"
+_INT = rf"{_SIGN}(?<![A-Za-z0-9.])\d+(?![A-Za-z0-9])"
+
+_QUOTED_STR = r"(?<==)(?:\"[^\"]*\"|'[^']*')"
+_BOOL = r"(?<==)(?:[Tt]rue|[Ff]alse|TRUE|FALSE)\b"
+
+# Not a placeholder: a run of plain letters (or blanks/punctuation) that no pattern after it in
+# the list can start in. Matching it consumes the run in one step instead of trying every
+# alternative at every character; it is what makes the single pass fast. Its text is kept.
+_BLANKS = r"[ \t\n,;(){}!?*#|<>\"']"
+_PLAIN_WORD = rf"[A-Za-z][A-Za-z_]*(?:(?<=_)|(?![\w@.:/\\+%&-]){_BLANKS}*)"
+# A later word in the run must not be one that starts a status or date match.
+_NOT_SPECIAL = (
+    rf"(?!(?i:{_STRONG_STATUS_WORDS}|{_WEAK_STATUS_WORDS})\b|(?:{_LONG_DAY}|{_DAY}|{_MON})\b)"
+)
+_SKIP = rf"(?<![=\w]){_PLAIN_WORD}(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<!=){_BLANKS}+"
+
+# A common case decided early: a plain integer followed by a blank or the end, which no later
+# pattern could claim (they need ".", ":", "-", letters or a unit after the digits).
+_PLAIN_INT = (
+    r"(?<![A-Za-z0-9.])\d{1,31}(?=[ \t\n,;)\]}'\"]|$)"
+    r"(?! ?(?:milliseconds?|microseconds?|nanoseconds?|seconds?|minutes?|hours?|days?)\b)"
+)
+
+# Patterns whose matches are kept verbatim.
+KEEP = frozenset({"status", "skip"})
+
+# Order matters (see module docstring). "skip" must come after every pattern that can match
+# a run of plain letters at a word start (status words, e-mail local parts, URL schemes,
+# day and month names); everything after it starts with a digit, a separator or needs a
+# character that ends the skip run.
+BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("status", _STATUS),
+    ("email", _EMAIL),
+    ("url", _URL),
+    ("date", _DATE),
+    ("skip", _SKIP),
+    ("plain_int", _PLAIN_INT),
+    ("traceparent", _TRACEPARENT),
+    ("uuid", _UUID),
+    ("hostname", _HOSTNAME),
+    ("ip", _IP),
+    ("sha256", _SHA256),
+    ("sha1", _SHA1),
+    ("md5", _MD5),
+    ("duration", _DURATION),
+    ("path", _PATH),
+    ("hex", _HEX),
+    ("git_sha", _GIT_SHA),
+    ("float", _FLOAT),
+    ("int", _INT),
+    ("quoted_str", _QUOTED_STR),
+    ("bool", _BOOL),
+)
+
+# Patterns that cannot match text without a digit: left out of the regex used for such text.
+NEEDS_DIGIT = frozenset(
+    {"status", "date", "traceparent", "uuid", "ip", "sha256", "sha1", "md5", "duration"}
+    | {"hex", "git_sha", "float", "int", "plain_int"}
+)
+
+PLACEHOLDER_NAMES = tuple(
+    name for name, _ in BUILTIN_PATTERNS if name not in KEEP and name != "plain_int"
+)
