@@ -42,8 +42,10 @@ _TLDS = (
     "|de|uk|fr|nl|es|it|ru|cn|jp|br|au|ca|ch|se|no|fi|dk|pl|be|at|cz|pt|ie|nz|za|kr"
     "|tw|hk|sg|mx|ar|cl|us|eu|me|tv|ly|gg|local|internal|localdomain|lan|corp|svc|cluster"
 )
+# (The look-ahead is implied by the rest - a "." then the letters of a TLD, within a run of
+# host name characters - and makes most non-hosts fail before the TLD list is tried.)
 _HOSTNAME = (
-    rf"(?<![\w.@-])(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{{0,61}}[a-zA-Z0-9])?\.)+"
+    rf"(?<![\w.@-])(?=[a-zA-Z0-9.-]*?\.[a-zA-Z])(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{{0,61}}[a-zA-Z0-9])?\.)+"
     rf"(?:(?:{_TLDS})|(?:{_TLDS.upper()}))(?!\.?[\w-])"
 )
 
