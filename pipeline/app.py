@@ -4,15 +4,15 @@
         │  decode_agent: decode + validate  ──invalid──▶  errorstream-dlq (reason, source offset)
         │                fingerprint (grouping engine)
         ▼
-    errorstream-events-by-fingerprint                     repartition: key = fingerprint,
-        ▲                                                 partition = hash(service): one issue
-        │  control_agent: validate, broadcast             and its service, one partition
+    errorstream-events-by-fingerprint                     repartition: key = fingerprint
+        ▲                                                 (the old one during a grouping
+        │  control_agent: validate, broadcast             transition): one issue, one partition
     errorstream-control (resolve/ignore/unresolve/merge)
         │
         │  issues_agent (stages/aggregate.py), tables co-partitioned, changelog-backed:
         │    dedup (event_id window) · aliases (secondary/merged → canonical fingerprint)
-        │    issues (issue state, HLL users, minute ring, cooldowns) · services (minute ring,
-        │    incidents) · minutes (exact counts per service/fp/minute/level/release/env)
+        │    issues (issue state, HLL users, minute ring, cooldowns) · services (per-partition
+        │    share: minute ring, incidents) · minutes (exact counts per service/fp/minute/level/release/env)
         │                new_issue, regression, critical, threshold, spike, incident,
         │                error_rate ────────────────────▶  errorstream-alerts (key = fingerprint
         ▼                                                                    or service)
@@ -40,9 +40,9 @@ from pipeline.settings import Settings
 from pipeline.stages.aggregate import (
     dedup_key,
     minute_key,
-    partition_for_service,
     process_event,
     resolve_alias,
+    service_key,
 )
 from pipeline.stages.decode import DecodedEvent, Invalid, dead_letter, decode_event
 from pipeline.stages.dedup import EvictionQueue, should_apply
@@ -82,10 +82,11 @@ class PartitionEviction:
     def for_partition(self, p: int) -> tuple[EvictionQueue, EvictionQueue]:
         queues = self.queues.get(p)
         if queues is None:
-            n = self.rules.partitions
-            mine = lambda key: partition_for_service(key.split("|", 1)[0], n) == p  # noqa: E731
-            dedup = [(v[1], k) for k, v in self.dedup.items() if v and mine(k)]
-            minutes = [(int(k.split("|")[2]) // 60, k) for k in self.minutes.keys() if mine(k)]
+            prefix = f"{p}|"
+            dedup = [(v[1], k) for k, v in self.dedup.items() if v and k.startswith(prefix)]
+            minutes = [
+                (int(k.split("|")[3]) // 60, k) for k in self.minutes.keys() if k.startswith(prefix)
+            ]
             queues = self.queues[p] = (
                 EvictionQueue(self.rules.dedup_minutes, dedup),
                 EvictionQueue(MINUTE_COUNTS_RETENTION, minutes),
@@ -169,11 +170,11 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
                 continue
             metrics.events_accepted.inc()
             record = enrich(result, grouping, received_at=time.time())
-            await topics["by_fingerprint"].send(
-                key=record["_meta"]["fingerprint"].encode(),
-                value=orjson.dumps(record),
-                partition=partition_for_service(record["service"], s.partitions),
-            )
+            meta = record["_meta"]
+            # during a grouping transition, key by the old fingerprint: old and new events of
+            # one issue meet in one partition (docs/stream-agents.md, "Grouping transitions")
+            key = (meta["secondary_fingerprints"] or [meta["fingerprint"]])[0]
+            await topics["by_fingerprint"].send(key=key.encode(), value=orjson.dumps(record))
             metrics.stage_latency.labels("decode").observe(time.perf_counter() - started)
 
     @app.agent(topics["control"], name="control")
@@ -250,8 +251,9 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
                 continue
             meta = record["_meta"]
             fp, state = canonical(meta)
-            dkey = dedup_key(record)
-            mkey = minute_key(record, fp)
+            dkey = dedup_key(record, partition)
+            mkey = minute_key(record, fp, partition)
+            skey = service_key(record["service"], partition)
             q_dedup, q_minutes = eviction.for_partition(partition)
             wm = eviction.watermark[partition] = max(
                 eviction.watermark[partition],
@@ -264,7 +266,7 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
                 offset,
                 seen=seen,
                 issue_state=state,
-                service_state=services.get(record["service"]),
+                service_state=services.get(skey),
                 minute_value=minutes.get(mkey),
                 rules=rules,
                 now=time.time(),
@@ -279,10 +281,10 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
                     metrics.issues_tracked.inc()
                 issues[fp] = out.issue
             if out.service is not None:
-                services[record["service"]] = out.service
+                services[skey] = out.service
             if out.minute is not None:
                 if out.minute[0] == 1:
-                    q_minutes.push(int(mkey.split("|")[2]) // 60, mkey)
+                    q_minutes.push(int(mkey.split("|")[3]) // 60, mkey)
                 minutes[mkey] = out.minute
             if out.dedup is not None:
                 dedup[dkey] = out.dedup

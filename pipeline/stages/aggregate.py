@@ -7,7 +7,6 @@ processed record. Tables and topics stay in the agent; every decision is here.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +18,13 @@ from pipeline.stages.services import apply_service_event, correlate_spike
 from pipeline.stages.windows import minute_of, ring_count
 
 
-def minute_key(record: dict[str, Any], fingerprint: str) -> str:
-    """The contract key (service, fingerprint, minute, level, release, environment)."""
+def minute_key(record: dict[str, Any], fingerprint: str, partition: int = 0) -> str:
+    """``partition|`` + the contract key (service, fingerprint, minute, level, release,
+    environment); the partition prefix lets eviction find a partition's keys."""
     minute = minute_of(record["_meta"]["ts"]) * 60
     return "|".join(
         (
+            str(partition),
             record["service"],
             fingerprint,
             str(minute),
@@ -34,8 +35,13 @@ def minute_key(record: dict[str, Any], fingerprint: str) -> str:
     )
 
 
-def dedup_key(record: dict[str, Any]) -> str:
-    return f"{record['service']}|{record['event_id']}"
+def dedup_key(record: dict[str, Any], partition: int = 0) -> str:
+    return f"{partition}|{record['event_id']}"
+
+
+def service_key(service: str, partition: int) -> str:
+    """Service counters are kept per partition: each partition counts its share."""
+    return f"{service}|{partition}"
 
 
 @dataclass
@@ -104,7 +110,7 @@ def process_event(
             fingerprint_minute_count=fp_count,
             service_minute_count=svc_count,
             fingerprint_limit=rules.fingerprint_limit,
-            service_limit=rules.service_limit,
+            service_limit=rules.share(rules.service_limit),
             sample_rates=rules.sample_rates,
         )
         out_dedup = [offset, watermark_minute, adm.encode(decision)]
@@ -119,11 +125,6 @@ def process_event(
     meta["issue"] = issue["issue"] if issue else None
     body = record if decision.body_stored else adm.lean_record(record)
     return Outcome(body, duplicate, decision, out_issue, out_service, out_minute, out_dedup, alerts)
-
-
-def partition_for_service(service: str, partitions: int) -> int:
-    """The by-fingerprint partition of every event of a service (see docs, "Keying")."""
-    return zlib.crc32(service.encode()) % partitions
 
 
 def resolve_alias(aliases: Any, fingerprint: str, hops: int = 8) -> str | None:

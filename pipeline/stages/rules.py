@@ -47,6 +47,10 @@ class StreamRules:
     dedup_minutes: int = 10
     partitions: int = 4
 
+    def share(self, service_level: int) -> int:
+        """A partition's share of a service-level number (limits, min counts, rates)."""
+        return max(1, -(-service_level // self.partitions))
+
     @property
     def ring_length(self) -> int:
         longest = max(

@@ -1,8 +1,9 @@
 """Per-service state (pure): minute counts, service spikes, sustained error rate, and the
 correlation of many issues spiking together into one incident.
 
-All events of a service live in one partition (see docs/stream-agents.md, "Keying"), so these
-counts are exact. Value layout::
+Events are partitioned by fingerprint, so each partition keeps its own share of a service
+(key ``service|partition``) and compares it with its share of the service-level numbers
+(``StreamRules.share``): exact per partition, see docs/stream-agents.md, "Keying". Value::
 
     {"o": replay guard, "ring": per-minute counts, "wm": newest event time, "first": first
      event time, "cd": {rule: cooldown end}, "cand": {"m": minute, "fps": [...]},
@@ -69,12 +70,12 @@ def apply_service_event(
             minute_of(st["first"]),
             window=rules.spike_window,
             history=rules.spike_history,
-            min_count=rules.service_spike_min_count,
+            min_count=rules.share(rules.service_spike_min_count),
             multiplier=rules.spike_multiplier,
         )
         if check.spiking:
             st["cd"] = {**st["cd"], "spike": wm + rules.cooldown}
-            numbers = spike_numbers(check, rules, rules.service_spike_min_count)
+            numbers = spike_numbers(check, rules, rules.share(rules.service_spike_min_count))
             alerts.append(
                 _service_alert(
                     "spike", service, record, f"service@{check.window_start}", numbers, now
@@ -82,7 +83,10 @@ def apply_service_event(
             )
     if _cooled(st, "error_rate", wm):
         low = sustained_rate(
-            ring, minute, per_minute=rules.error_rate_per_minute, minutes=rules.error_rate_minutes
+            ring,
+            minute,
+            per_minute=rules.share(rules.error_rate_per_minute),
+            minutes=rules.error_rate_minutes,
         )
         if low is not None:
             st["cd"] = {**st["cd"], "error_rate": wm + rules.cooldown}
@@ -90,7 +94,7 @@ def apply_service_event(
             numbers = {
                 "count": sum(ring["r"][: rules.error_rate_minutes]),
                 "min_per_minute": low,
-                "threshold_per_minute": rules.error_rate_per_minute,
+                "threshold_per_minute": rules.share(rules.error_rate_per_minute),
                 "window_seconds": rules.error_rate_minutes * 60,
                 "window_start": first * 60,
             }

@@ -86,7 +86,7 @@ def run(records, rules):
 
 
 def test_admission_sheds_bodies_but_counts_stay_exact():
-    rules = StreamRules(fingerprint_limit=10, service_limit=25)
+    rules = StreamRules(fingerprint_limit=10, service_limit=25, partitions=1)
     recs = [record(i, T0 + i * 0.1, fp=f"fp{i % 3}") for i in range(90)]
     out, issues, services = run(recs, rules)
     assert sum(s["issue"]["count"] for s in issues.values()) == 90

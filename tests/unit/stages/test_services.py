@@ -2,7 +2,9 @@ from pipeline.stages.aggregate import dedup_key, minute_key, process_event
 from pipeline.stages.rules import StreamRules
 from tests.unit.stages.helpers import T0, record
 
-RULES = StreamRules(spike_min_count=10, incident_min_issues=3, service_spike_min_count=10_000)
+RULES = StreamRules(
+    spike_min_count=10, incident_min_issues=3, service_spike_min_count=10_000, partitions=1
+)
 
 
 def run(recs, rules=RULES):
@@ -87,6 +89,7 @@ def test_service_spike_and_error_rate():
         service_spike_min_count=30,
         error_rate_per_minute=20,
         error_rate_minutes=2,
+        partitions=1,
     )
     hist, i = history(["a"])
     recs = hist
