@@ -22,11 +22,13 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from pipeline.grouping.patterns import (
+    BLANKS,
     BUILTIN_PATTERNS,
     DISPATCH_CLASSES,
     FIRST_CHARS,
     KEEP,
     NEEDS_DIGIT,
+    TAKES_BLANKS,
     WORD_TAIL,
 )
 
@@ -70,9 +72,14 @@ def _starts_with(name: str, chars: str) -> bool:
 
 
 def _alternative(name: str, regex: str, tag: str) -> str:
-    # The group that names a match is empty and comes last: failed attempts set no group,
-    # and patterns whose matches are kept verbatim need none (``lastgroup`` is then None).
-    return f"(?:{regex})" if name in KEEP else f"(?:{regex})(?P<{name}__{tag}>)"
+    # The group that names a match comes last: failed attempts set no group, and patterns
+    # whose matches are kept verbatim need none (``lastgroup`` is then None). It is empty,
+    # or holds the blanks that follow the match (``TAKES_BLANKS``), kept after the placeholder.
+    if name in KEEP:
+        return f"(?:{regex})"
+    if name in TAKES_BLANKS:
+        return f"(?:{regex})(?P<{name}__{tag}__b>{BLANKS}*)"
+    return f"(?:{regex})(?P<{name}__{tag}>)"
 
 
 def _compile(with_digit_patterns: bool) -> re.Pattern[str]:
@@ -117,16 +124,20 @@ _MAY_CHANGE_WITHOUT_DIGIT = re.compile(r"[@./\\=]").search
 _GLUED_PLACEHOLDER = re.compile(r"<(?<=[0-9a-fA-F:.]<)[a-z]|>(?<=[a-z0-9]>)[\w:.]").search
 _PLACEHOLDER = {name: None if name in KEEP else f"<{name}>" for name, _ in BUILTIN_PATTERNS}
 _PLACEHOLDER["plain_int"] = "<int>"
-_GROUP_PLACEHOLDER = {
-    group: _PLACEHOLDER[group.partition("__")[0]]
-    for regex in (_ALL_PATTERNS, _NO_DIGIT_PATTERNS)
-    for group in regex.groupindex
-}
+_GROUPS = [group for regex in (_ALL_PATTERNS, _NO_DIGIT_PATTERNS) for group in regex.groupindex]
+# group -> placeholder: groups that are empty / groups holding blanks kept after it
+_FIXED = {g: _PLACEHOLDER[g.partition("__")[0]] for g in _GROUPS if not g.endswith("__b")}
+_WITH_BLANKS = {g: _PLACEHOLDER[g.partition("__")[0]] for g in _GROUPS if g.endswith("__b")}
 
 
 def _substitute_builtin(match: re.Match[str]) -> str:
     group = match.lastgroup
-    return match.group() if group is None else _GROUP_PLACEHOLDER[group]  # type: ignore[return-value]
+    if group is None:
+        return match.group()
+    placeholder = _FIXED.get(group)
+    if placeholder is None:
+        return _WITH_BLANKS[group] + match.group(group)  # type: ignore[operator]
+    return placeholder
 
 
 @lru_cache(maxsize=64)

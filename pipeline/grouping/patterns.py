@@ -231,6 +231,17 @@ FIRST_CHARS: dict[str, str] = {
 # each character of a word it could not skip as a whole ("failed." / "connect:").
 WORD_TAIL = r"(?<=[A-Za-z0-9])(?:[A-Za-z0-9]+_?|_)"
 
+# Patterns whose matches never end with "=": a run of blanks right after one of their matches
+# is always matched next by "skip" (nothing before it in the list starts with a blank, and
+# its blank branch only refuses to start after "="), and kept. The combined regex lets such
+# a match take the blanks along (replacement + blanks), which saves a match per number.
+# (Not url or path: they may end with "=".)
+BLANKS = _BLANKS
+TAKES_BLANKS = frozenset(
+    {"email", "date", "traceparent", "uuid", "hostname", "ip", "sha256", "sha1", "md5"}
+    | {"duration", "hex", "git_sha", "float", "int", "plain_int", "quoted_str", "bool"}
+)
+
 # Character classes (ASCII, disjoint) for which the combined regex tries only the patterns
 # that can start with such a character; any other character tries every pattern.
 DISPATCH_CLASSES = (
