@@ -8,7 +8,7 @@ log entry dict (``formatted`` / ``message``); ``logentry`` is read when ``messag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -24,6 +24,15 @@ class FrameView:
     in_app: bool
     raw_module: str
     raw_path: str
+    # what the frame contributes to a fingerprint, with and without the context line
+    # (derived; made once per distinct frame, since views are cached)
+    component: str = field(init=False, repr=False, compare=False)
+    component_without_context: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        without = f"frame:{self.location}|{self.function}|"
+        object.__setattr__(self, "component_without_context", without)
+        object.__setattr__(self, "component", without + self.context)
 
 
 class ExceptionView:
@@ -217,10 +226,13 @@ def _exceptions(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[Exc
     for exc in raw:
         if not isinstance(exc, dict):
             continue
-        exc_type = text(exc.get("type"))
-        value = text(exc.get("value"))
+        get = exc.get
+        exc_type, value, module = get("type"), get("value"), get("module")
+        exc_type = exc_type if exc_type.__class__ is str else text(exc_type)
+        value = value if value.__class__ is str else text(value)
+        module = module if module.__class__ is str else text(module)
         view = ExceptionView.from_payload(
-            exc_type, value, text(exc.get("module")), exc.get("stacktrace"), platform, overrides
+            exc_type, value, module, get("stacktrace"), platform, overrides
         )
         if exc_type or value or view.frames:
             exceptions.append(view)

@@ -30,11 +30,12 @@ def frame_components(
     keys: list[str] = []
     previous = None
     for frame in frames:
-        key = f"{frame.location}|{frame.function}|{frame.context if use_context else ''}"
+        # "frame:location|function|context" (or without the context)
+        key = frame.component if use_context else frame.component_without_context
         if key != previous:  # direct recursion counts once
             keys.append(key)
             previous = key
-    return ["frame:" + key for key in keys[-max_frames:]]
+    return keys[-max_frames:]
 
 
 def _stack_components(
