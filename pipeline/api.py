@@ -1,15 +1,16 @@
-"""The HTTP API: health, metrics, and the timeline queries as JSON.
+"""The HTTP API: health, metrics, and the timeline analytics as JSON.
 
-Served by the worker (it owns the embedded ClickHouse) or standalone against a server.
-``/healthz`` and ``/readyz`` and ``/metrics`` are open; ``/api/*`` needs
-``Authorization: Bearer <api_token>`` when a token is configured.
+Served by the worker (it owns the embedded ClickHouse) or standalone against a server
+(``errorstream api``). ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` are
+open; ``/api/*`` needs ``Authorization: Bearer <api_token>`` when a token is configured.
+Every ``/api`` query takes ``since`` / ``until`` as epoch seconds or a duration back from
+now (``6h``); the OpenAPI description is ``OPENAPI`` below (also in docs/openapi.json).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from pipeline import queries
+from pipeline.health import add_ops_routes
 from pipeline.metrics import Metrics
 from pipeline.storage import Backend, StorageError
 
@@ -31,18 +33,19 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status=status)
 
 
-def _time_range(q) -> tuple[float, float]:
-    now = time.time()
-    until = float(q["until"]) if "until" in q else now
-    if "since" in q:
-        since_text = q["since"]
-        try:
-            since = float(since_text)
-        except ValueError:
-            since = until - queries.parse_duration(since_text)
-    else:
-        since = until - 3600
-    return since, until
+def _time_range(q, default: float = 3600) -> tuple[float, float]:
+    return queries.time_range(q.get("since"), q.get("until"), default=default)
+
+
+def _filters(q, names=queries.DIMENSIONS) -> dict[str, str]:
+    return {name: q[name] for name in names if q.get(name)}
+
+
+def _limit(q, default: int, maximum: int = 10_000) -> int:
+    value = int(q.get("limit") or default)
+    if not 1 <= value <= maximum:
+        raise ValueError(f"limit must be between 1 and {maximum}")
+    return value
 
 
 def build_api(
@@ -68,31 +71,103 @@ def build_api(
     async def run(fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
 
-    async def healthz(request):
-        return _json({"status": "alive"})
-
-    async def readyz(request):
-        checks = readiness()
-        ok = all(checks.values())
-        return _json({"ready": ok, "checks": checks}, status=200 if ok else 503)
-
-    async def metrics_view(request):
-        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
-
     async def timeline(request):
         q = request.query
         since, until = _time_range(q)
         bucket = int(q["bucket"]) if q.get("bucket") else None
+        data = await run(queries.timeline, backend, since, until, bucket=bucket, **_filters(q))
+        return _json(data)
+
+    async def top(request):
+        q = request.query
+        since, until = _time_range(q, default=86400)
         data = await run(
-            queries.timeline,
+            queries.top_issues,
             backend,
             since,
             until,
-            bucket=bucket,
-            fingerprint=q.get("fingerprint", ""),
-            service=q.get("service", ""),
+            order=q.get("order", "count"),
+            limit=_limit(q, 50),
+            **_filters(q, ("service", "level", "release", "environment")),
         )
         return _json(data)
+
+    async def issue(request):
+        q = request.query
+        since, until = _time_range(q, default=90 * 86400) if "since" in q else (0.0, None)
+        data = await run(
+            queries.issue_detail, backend, request.match_info["fingerprint"], since, until
+        )
+        if data is None:
+            return _error(404, "no such issue")
+        return _json(data)
+
+    async def breakdown(request):
+        q = request.query
+        since, until = _time_range(q, default=86400)
+        data = await run(
+            queries.breakdown,
+            backend,
+            q.get("by", "category"),
+            since,
+            until,
+            limit=_limit(q, 50),
+            **_filters(q),
+        )
+        return _json(data)
+
+    async def alerts_view(request):
+        q = request.query
+        since, until = _time_range(q, default=86400)
+        kinds = [k for k in q.get("kind", "").split(",") if k]
+        if q.get("spikes") in ("1", "true"):
+            kinds = list(queries.SPIKE_KINDS)
+        data = await run(
+            queries.alerts,
+            backend,
+            since,
+            until,
+            kinds=kinds,
+            service=q.get("service", ""),
+            fingerprint=q.get("fingerprint", ""),
+            limit=_limit(q, 200),
+        )
+        return _json(data)
+
+    async def mttr(request):
+        q = request.query
+        since, until = _time_range(q, default=30 * 86400)
+        data = await run(
+            queries.mean_time_to_resolution, backend, since, until, service=q.get("service", "")
+        )
+        return _json(data)
+
+    async def export(request):
+        q = request.query
+        since, until = _time_range(q, default=86400)
+        fmt = q.get("format", "jsonl")
+        chunks = queries.export_events(
+            backend,
+            since,
+            until,
+            fmt=fmt,
+            payload=q.get("payload") in ("1", "true"),
+            **_filters(q),
+        )
+        first = await run(next, chunks, None)  # errors in the arguments surface as a 400
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/csv" if fmt == "csv" else "application/x-ndjson"}
+        )
+        await response.prepare(request)
+        chunk = first
+        while chunk is not None:
+            await response.write(chunk)
+            chunk = await run(next, chunks, None)
+        await response.write_eof()
+        return response
+
+    async def openapi(request):
+        return _json(OPENAPI)
 
     async def counts(request):
         q = request.query
@@ -110,10 +185,169 @@ def build_api(
         return _json({"issues": issues_view()})
 
     app = web.Application(middlewares=[auth], client_max_size=1024 * 1024)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_view)
+    add_ops_routes(app.router, metrics.registry, readiness)  # /healthz /readyz /metrics
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/api/timeline", timeline)
+    app.router.add_get("/api/top", top)
+    app.router.add_get("/api/issues/{fingerprint}", issue)
+    app.router.add_get("/api/breakdown", breakdown)
+    app.router.add_get("/api/alerts", alerts_view)
+    app.router.add_get("/api/mttr", mttr)
+    app.router.add_get("/api/export", export)
     app.router.add_get("/api/counts", counts)
     app.router.add_get("/api/state/issues", issues)
     return app
+
+
+# -- OpenAPI ------------------------------------------------------------------------------
+def _param(name: str, description: str, schema: dict | None = None, where: str = "query"):
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+_RANGE = [
+    _param("since", "start: epoch seconds or a duration back from now (15m, 6h, 7d)"),
+    _param("until", "end: epoch seconds (default now)"),
+]
+_DIMS = [_param(d, f"only this {d}") for d in queries.DIMENSIONS]
+_LIMIT = [_param("limit", "rows at most", {"type": "integer", "minimum": 1})]
+_OBJ = {"type": "object"}
+
+
+def _get(summary: str, params: list, schema: dict | None = None, media="application/json"):
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": {media: {"schema": schema or _OBJ}}},
+                "400": {"description": "a bad parameter; the body names it"},
+                "401": {"description": "missing or wrong bearer token (when one is set)"},
+                "503": {"description": "ClickHouse failed the query"},
+            },
+        }
+    }
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "errorstream query API",
+        "version": "1",
+        "description": "Timeline analytics over ClickHouse. Counts include events whose "
+        "bodies were shed by admission control or sampling; exports hold stored bodies.",
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/timeline": _get(
+            "Event counts per bucket, gaps filled with zero",
+            _RANGE
+            + _DIMS
+            + [_param("bucket", "bucket seconds, a multiple of 60 (default: by range)")],
+        ),
+        "/api/top": _get(
+            "Top issues in the range",
+            _RANGE
+            + _DIMS[1:]
+            + _LIMIT
+            + [
+                _param(
+                    "order",
+                    "count, users, growth (vs the previous period) or new (first seen in range)",
+                    {"type": "string", "enum": list(queries.TOP_ORDERS)},
+                )
+            ],
+        ),
+        "/api/issues/{fingerprint}": _get(
+            "One issue: state, totals, users, release / environment / level breakdowns, "
+            "latest stored event with its stack trace",
+            [_param("fingerprint", "the issue", where="path")] + _RANGE,
+        ),
+        "/api/breakdown": _get(
+            "Events, users and issues per category, level, service, release or environment",
+            _RANGE
+            + _DIMS
+            + _LIMIT
+            + [_param("by", "the dimension", {"type": "string", "enum": list(queries.BREAKDOWNS)})],
+        ),
+        "/api/alerts": _get(
+            "Alerts history, newest first",
+            _RANGE
+            + [
+                _param("kind", "comma-separated alert kinds"),
+                _param("spikes", "1: only spike and incident alerts"),
+                _param("service", "only this service"),
+                _param("fingerprint", "only this issue"),
+            ]
+            + _LIMIT,
+        ),
+        "/api/mttr": _get(
+            "Mean and median time from first seen to resolved, per service",
+            _RANGE + [_param("service", "only this service")],
+        ),
+        "/api/export": _get(
+            "Stored events, oldest first, streamed as JSON lines or CSV",
+            _RANGE
+            + _DIMS
+            + [
+                _param("format", "jsonl or csv", {"type": "string", "enum": ["jsonl", "csv"]}),
+                _param("payload", "1: include the stored record as JSON text"),
+            ],
+            {"type": "string"},
+            media="application/x-ndjson",
+        ),
+        "/api/counts": _get("Stored event bodies and distinct issues", _DIMS[:2]),
+        "/api/state/issues": _get("Live issue state of this worker's partitions", []),
+        "/healthz": _get("Alive", []),
+        "/readyz": _get("Ready: Kafka assigned, tables recovered, sink writable", []),
+        "/metrics": _get("Prometheus exposition", [], {"type": "string"}, media="text/plain"),
+    },
+}
+
+
+def write_openapi(path: str = "docs/openapi.json") -> None:
+    """Regenerate docs/openapi.json from ``OPENAPI`` (a unit test keeps them equal)."""
+    with open(path, "wb") as f:
+        f.write(orjson.dumps(OPENAPI, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def run_standalone(settings) -> int:
+    """``errorstream api``: the query API against the ClickHouse server of
+    ``clickhouse_url`` (the embedded engine is served by the worker that owns it)."""
+    import sys
+
+    from pipeline.logs import configure_logging
+    from pipeline.storage import open_backend
+
+    if not settings.clickhouse_url:
+        print(
+            "errorstream api: needs clickhouse_url (with the embedded engine, "
+            "`errorstream worker` serves the API)",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(settings)
+    try:
+        backend = open_backend(settings)
+    except StorageError as exc:
+        print(f"errorstream api: ClickHouse: {exc}", file=sys.stderr)
+        return 2
+    app = build_api(
+        backend,
+        Metrics(),
+        lambda: {"clickhouse": True},
+        api_token=settings.api_token,
+    )
+    try:
+        web.run_app(app, host=settings.web_host, port=settings.web_port, print=None)
+    finally:
+        backend.close()
+    return 0

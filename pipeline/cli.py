@@ -5,6 +5,8 @@ errorstream demo                      Kafka + worker + demo producer, end to end
 errorstream kafka up|down|status      a local single-node broker
 errorstream migrate                   apply ClickHouse migrations
 errorstream query timeline ...        per-bucket counts (via the worker's API, or a server)
+errorstream query top|issue|breakdown|alerts|mttr|export ...   the other analytics
+errorstream api                       the query API standalone, against clickhouse_url
 errorstream fingerprint               group JSON-lines events from stdin
 errorstream config show|check FILE    the effective settings / validate a file
 """
@@ -69,6 +71,12 @@ def cmd_query(args: argparse.Namespace) -> int:
     return run_query(args, _settings(args))
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from pipeline.api import run_standalone
+
+    return run_standalone(_settings(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -96,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.query_client import register as register_query
 
     register_query(sub, cmd_query)
+
+    p = sub.add_parser("api", help="serve the query API against the ClickHouse server")
+    p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("demo", help="run Kafka, the worker and a demo producer end to end")
     p.add_argument(

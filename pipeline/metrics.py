@@ -129,6 +129,16 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.sink_paused = Gauge(
+            "errorstream_sink_paused",
+            "1 while the sink has paused fetching (every insert slot busy, next batch full)",
+            registry=r,
+        )
+        self.sink_inflight = Gauge(
+            "errorstream_sink_inflight_inserts",
+            "Batches being inserted into ClickHouse now",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,11 +1,18 @@
-"""The ClickHouse sink: a dedicated consumer of the processed topic.
+"""The ClickHouse sink: a dedicated consumer of the processed and alerts topics.
 
-    poll → build rows (bad ones → dead-letter topic) → batch by size OR time
-         → insert in a thread (retry with backoff; consumption pauses meanwhile)
-         → commit offsets
+    poll ─▶ batch by size OR time ─▶ [thread] build rows ─▶ insert per table ─▶ commit offsets
+               │                          │ unparseable record ──▶ dead-letter topic
+               │                          │ row ClickHouse refuses (bisected) ──▶ dead-letter
+               └─ pause partitions while `sink_max_inflight_inserts` inserts run and the next
+                  batch is full; polling goes on, so the consumer stays in its group
 
-Offsets are committed only after ClickHouse has the batch, so a crash replays the
-uncommitted tail; the events table collapses replays by event_id (ReplacingMergeTree).
+Offsets are committed only after ClickHouse has the batch, in batch order, so a crash replays
+the uncommitted tail — and every table is replay-safe (events collapse by event_id, minute
+aggregates keep a max and uniq states, issues the highest version, alerts the alert_id).
+When ClickHouse is down or slow, an insert raises ``SinkBackpressure`` and is retried with
+capped exponential backoff until it succeeds: nothing is dropped and nothing is acked.
+
+Row building and inserts run in a thread pool, off the event loop the agents share.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,10 +32,15 @@ from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.sinks.rows import EVENT_COLUMNS, RowError, to_event_row
-from pipeline.storage import Backend, ClickHouseUnavailable, StorageError
+from pipeline.sinks.batching import Batch, Batcher, Message
+from pipeline.sinks.rows import COLUMNS, Row, TableRows, build_rows
+from pipeline.storage import Backend, ClickHouseUnavailable
+from pipeline.storage.backend import RowsRejected
 
 log = logging.getLogger("errorstream.sink")
+
+DRAIN_TIMEOUT = 15.0  # seconds a stop or a revocation waits for inserts before giving up
+FIRST_BACKOFF = 0.05
 
 
 class SinkBackpressure(Exception):
@@ -35,38 +49,20 @@ class SinkBackpressure(Exception):
     def __init__(self, retry_after: float, cause: Exception) -> None:
         super().__init__(f"ClickHouse insert failed, retry in {retry_after:.2f}s: {cause}")
         self.retry_after = retry_after
-
-
-@dataclass
-class Batch:
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to commit
-    started: float = 0.0
-
-    def add(self, tp: TopicPartition, offset: int, row: tuple[Any, ...] | None) -> None:
-        if not self.rows and not self.offsets:
-            self.started = time.monotonic()
-        if row is not None:
-            self.rows.append(row)
-        self.offsets[tp] = offset + 1
-
-    def __len__(self) -> int:
-        return len(self.rows)
+        self.cause = cause
 
 
 def split_rejected(
-    insert, rows: Sequence[tuple[Any, ...]]
-) -> tuple[int, list[tuple[tuple[Any, ...], str]]]:
-    """Insert ``rows``, isolating rows ClickHouse rejects by bisection.
+    insert: Callable[[Sequence[Row]], int], rows: Sequence[Row]
+) -> tuple[int, list[tuple[Row, str]]]:
+    """Insert ``rows``, isolating the rows ClickHouse refuses by bisection.
 
     Returns (rows inserted, [(row, error)]). ``ClickHouseUnavailable`` propagates: an
-    unreachable engine is not a property of the rows.
+    unreachable or broken engine is not a property of the rows.
     """
     try:
         return insert(rows), []
-    except ClickHouseUnavailable:
-        raise
-    except StorageError as exc:
+    except RowsRejected as exc:
         if len(rows) == 1:
             return 0, [(rows[0], str(exc))]
     mid = len(rows) // 2
@@ -75,23 +71,57 @@ def split_rejected(
     return n1 + n2, bad1 + bad2
 
 
+@dataclass
+class InsertResult:
+    inserted: dict[str, int]
+    rejected: list[tuple[str, Row, str]]  # table, row, error
+
+
+def insert_tables(backend: Backend, tables: list[tuple[str, list[Row]]]) -> InsertResult:
+    """Insert every table of a batch (blocking). Idempotent, so a retry after a partial
+    failure inserts the tables that had succeeded again without changing any count."""
+    result = InsertResult({}, [])
+    for table, rows in tables:
+        columns = COLUMNS[table]
+
+        def insert(chunk, table=table, columns=columns):
+            return backend.insert(table, columns, chunk)
+
+        inserted, rejected = split_rejected(insert, rows)
+        result.inserted[table] = inserted
+        result.rejected.extend((table, row, error) for row, error in rejected)
+    return result
+
+
+SendDeadLetter = Callable[[bytes], Awaitable[None]]
+
+
 class ClickHouseSink:
     def __init__(
         self,
         settings: Settings,
         backend: Backend,
         metrics: Metrics,
-        send_dead_letter,  # async (value: bytes) -> None
-        table: str = "events",
+        send_dead_letter: SendDeadLetter,
+        *,
+        group_id: str | None = None,
+        topics: Sequence[str] | None = None,
     ) -> None:
-        self.settings = settings
+        s = self.settings = settings
         self.backend = backend
         self.metrics = metrics
         self.send_dead_letter = send_dead_letter
-        self.table = table
-        self.batch = Batch()
+        self.group_id = group_id or f"{s.app_id}-sink"
+        self.topics = list(topics or (s.topic_processed, s.topic_alerts))
+        self.batcher = Batcher(s.sink_max_batch_size, s.sink_max_batch_time)
+        self.inflight: deque[tuple[Batch, asyncio.Task]] = deque()
+        self.pool = ThreadPoolExecutor(
+            max_workers=s.sink_max_inflight_inserts, thread_name_prefix="clickhouse-sink"
+        )
         self.consumer: AIOKafkaConsumer | None = None
         self.healthy = True
+        self.paused = False
+        self.committed_messages = 0
         self._stopping = asyncio.Event()
 
     # -- the loop -------------------------------------------------------------------
@@ -99,108 +129,196 @@ class ClickHouseSink:
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
-            group_id=f"{s.app_id}-sink",
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
         )
         sink = self
 
-        class FlushOnRevoke(ConsumerRebalanceListener):
+        class DrainOnRevoke(ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked):
-                await sink.flush()
+                await sink._drain(revoked=True)
 
             async def on_partitions_assigned(self, assigned):
-                pass
+                sink.paused = False
 
-        self.consumer.subscribe([s.topic_processed], listener=FlushOnRevoke())
+        self.consumer.subscribe(self.topics, listener=DrainOnRevoke())
         await self.consumer.start()
         try:
             while not self._stopping.is_set():
-                room = max(1, s.sink_max_batch_size - len(self.batch))
-                wait = s.sink_max_batch_time
-                if self.batch.offsets:
-                    wait = max(0.0, s.sink_max_batch_time - (time.monotonic() - self.batch.started))
-                polled = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=room)
-                for tp, messages in polled.items():
-                    for message in messages:
-                        await self._add(tp, message)
-                if self._batch_due():
-                    await self.flush()
-            await self.flush()
+                await self._step()
+            await self._drain(revoked=False)
         finally:
             await self.consumer.stop()
+            self.pool.shutdown(wait=False)
 
-    def _batch_due(self) -> bool:
-        if not self.batch.offsets:
-            return False
-        if len(self.batch) >= self.settings.sink_max_batch_size:
-            return True
-        return time.monotonic() - self.batch.started >= self.settings.sink_max_batch_time
+    async def _step(self) -> None:
+        assert self.consumer is not None
+        now = time.monotonic()
+        self._apply_backpressure()
+        wait = 0.1 if self.paused else min(self.batcher.wait_time(now), 0.25)
+        room = max(1, self.batcher.room())
+        polled = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=room)
+        now = time.monotonic()
+        for tp, records in polled.items():
+            for record in records:
+                self.batcher.add(Message(tp.topic, tp.partition, record.offset, record.value), now)
+        await self._commit_done()
+        if len(self.inflight) < self.settings.sink_max_inflight_inserts:
+            if (batch := self.batcher.take_if_due(now)) is not None:
+                self._submit(batch)
 
-    async def _add(self, tp: TopicPartition, message) -> None:
-        row = None
-        try:
-            row = to_event_row(orjson.loads(message.value))
-        except (RowError, orjson.JSONDecodeError) as exc:
-            await self._reject(message.value, str(exc), tp, message.offset)
-        self.batch.add(tp, message.offset, row)
+    def _apply_backpressure(self) -> None:
+        """Pause fetching while every insert slot is busy and the next batch is full."""
+        assert self.consumer is not None
+        full = (
+            len(self.inflight) >= self.settings.sink_max_inflight_inserts
+            and self.batcher.room() <= 0
+        )
+        if full and not self.paused:
+            self.consumer.pause(*self.consumer.assignment())
+            self.paused = True
+        elif not full and self.paused:
+            self.consumer.resume(*self.consumer.paused())
+            self.paused = False
+        self.metrics.sink_paused.set(1 if self.paused else 0)
 
-    async def _reject(self, value: bytes | str, error: str, tp=None, offset=None) -> None:
-        self.metrics.sink_rejected.inc()
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", errors="replace")
-        source = {"topic": tp.topic, "partition": tp.partition, "offset": offset} if tp else {}
-        record = {"reason": "sink_rejected", "error": error, "source": source, "payload": value}
-        await self.send_dead_letter(orjson.dumps(record))
+    def _submit(self, batch: Batch) -> None:
+        """Start inserting ``batch`` (the caller checked that a slot is free)."""
+        task = asyncio.ensure_future(self._write(batch))
+        self.inflight.append((batch, task))
+        self.metrics.sink_inflight.set(len(self.inflight))
 
-    async def flush(self) -> None:
-        """Insert the pending batch (retrying until ClickHouse takes it), then commit."""
-        batch, self.batch = self.batch, Batch()
-        if not batch.offsets:
+    async def _commit_done(self, wait: bool = False) -> None:
+        """Commit the offsets of finished batches, oldest first, stopping at the first one
+        still running: offsets never pass a batch ClickHouse does not have yet."""
+        if wait and self.inflight:
+            await asyncio.wait({self.inflight[0][1]}, timeout=0.1)
+        while self.inflight and self.inflight[0][1].done():
+            batch, task = self.inflight.popleft()
+            task.result()  # a bug in _write must not be swallowed
+            await self._commit(batch)
+        self.metrics.sink_inflight.set(len(self.inflight))
+
+    async def _commit(self, batch: Batch) -> None:
+        if self.consumer is None:
             return
-        if batch.rows:
-            await self._insert_with_retry(batch.rows)
-        if self.consumer is not None:
-            commit = {tp: OffsetAndMetadata(off, "") for tp, off in batch.offsets.items()}
-            try:
-                await self.consumer.commit(commit)
-            except Exception as exc:  # a rebalance took the partitions: they will replay
-                log.warning("sink commit failed, the batch will be replayed: %s", exc)
+        assigned = self.consumer.assignment()
+        offsets = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "")
+            for (topic, partition), offset in batch.offsets.items()
+            if TopicPartition(topic, partition) in assigned
+        }
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+            self.committed_messages += len(batch)
+        except Exception as exc:  # a rebalance took the partitions: they will replay
+            log.warning("sink commit failed, the batch will be replayed: %s", exc)
+            return
+        for tp, meta in offsets.items():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                self.metrics.sink_lag.labels(tp.topic, str(tp.partition)).set(
+                    max(0, high - meta.offset)
+                )
 
-    async def _insert_with_retry(self, rows: list[tuple[Any, ...]]) -> None:
-        backoff = 0.05
+    # -- one batch ------------------------------------------------------------------
+    async def _write(self, batch: Batch) -> None:
+        loop = asyncio.get_running_loop()
+        topic_alerts = self.settings.topic_alerts
+        rows, errors = await loop.run_in_executor(
+            self.pool, build_rows, batch.messages, topic_alerts
+        )
+        for message, error in errors:
+            await self._reject(message.value, error, message)
+        tables = rows.tables()
+        if tables:
+            result = await self._insert_with_retry(tables)
+            for table, row, error in result.rejected:
+                record = dict(zip(COLUMNS[table], row, strict=True))
+                payload = orjson.dumps({"table": table, "row": record}, default=str)
+                await self._reject(payload, error)
+            for table, n in result.inserted.items():
+                self.metrics.sink_rows_inserted.labels(table).inc(n)
+        self.metrics.sink_batches.inc()
+        self.metrics.sink_batch_size.observe(len(batch))
+
+    async def _insert_with_retry(self, tables: list[tuple[str, list[Row]]]) -> InsertResult:
+        backoff = FIRST_BACKOFF
         while True:
             try:
-                await self._insert(rows, retry_after=backoff)
+                result = await self._insert_once(tables, retry_after=backoff)
                 self.healthy = True
-                return
+                return result
             except SinkBackpressure as exc:
-                # Nothing is polled while we wait: consumption is paused, nothing is acked.
                 self.healthy = False
                 self.metrics.sink_retries.inc()
                 log.warning("%s", exc)
                 await asyncio.sleep(exc.retry_after)
                 backoff = min(backoff * 2, self.settings.sink_retry_max_backoff)
 
-    async def _insert(self, rows: list[tuple[Any, ...]], retry_after: float) -> None:
+    async def _insert_once(
+        self, tables: list[tuple[str, list[Row]]], retry_after: float
+    ) -> InsertResult:
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-
-        def insert(chunk):
-            return self.backend.insert(self.table, EVENT_COLUMNS, chunk)
-
         try:
-            inserted, rejected = await asyncio.to_thread(split_rejected, insert, rows)
+            result = await loop.run_in_executor(self.pool, insert_tables, self.backend, tables)
         except ClickHouseUnavailable as exc:
             self.metrics.sink_failures.inc()
             raise SinkBackpressure(retry_after, exc) from exc
         self.metrics.sink_insert_latency.observe(time.perf_counter() - started)
-        for row, error in rejected:
-            record = dict(zip(EVENT_COLUMNS, row, strict=True))
-            await self._reject(orjson.dumps(record, default=str), error)
-        self.metrics.sink_rows_inserted.labels(self.table).inc(inserted)
-        self.metrics.sink_batches.inc()
-        self.metrics.sink_batch_size.observe(len(rows))
+        return result
+
+    async def _reject(self, value: bytes | str, error: str, message: Message | None = None):
+        self.metrics.sink_rejected.inc()
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", errors="replace")
+        source = (
+            {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+            if message
+            else {}
+        )
+        record = {"reason": "sink_rejected", "error": error, "source": source, "payload": value}
+        await self.send_dead_letter(orjson.dumps(record))
+
+    # -- stop and rebalance ---------------------------------------------------------
+    async def _drain(self, revoked: bool) -> None:
+        """Insert what is pending and commit, within ``DRAIN_TIMEOUT``. What does not make
+        it is not committed: whoever owns the partitions next replays it (replay-safe)."""
+        batch = self.batcher.take()
+        if batch is not None:
+            task = asyncio.ensure_future(self._write(batch))
+            self.inflight.append((batch, task))
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while self.inflight and time.monotonic() < deadline:
+            await self._commit_done(wait=True)
+        for _, task in self.inflight:
+            task.cancel()
+        if self.inflight:
+            log.warning(
+                "sink %s with %d batch(es) not in ClickHouse; they will be replayed",
+                "revoked" if revoked else "stopped",
+                len(self.inflight),
+            )
+        self.inflight.clear()
+        self.metrics.sink_inflight.set(0)
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+def send_dead_letter_with(producer: Any, topic: str) -> SendDeadLetter:
+    """A dead-letter callback over an aiokafka producer, acknowledged before it returns."""
+
+    async def send(value: bytes) -> None:
+        await producer.send_and_wait(topic, value)
+
+    return send
+
+
+__all__ = ["ClickHouseSink", "SinkBackpressure", "TableRows", "insert_tables", "split_rejected"]

@@ -1,10 +1,30 @@
-"""Rows for ClickHouse, built by pure functions from enriched event records."""
+"""Rows for ClickHouse, built by pure functions from processed-topic and alert records.
+
+One processed record gives up to three rows (``rows_for_record``):
+
+- ``events``: the stored body, only when ``_meta.body_stored`` is true (the default for
+  records from agents that predate the contract);
+- ``event_minutes_input``: the record's contribution to its per-minute aggregate key
+  (service, fingerprint, minute, level, release, environment) with ``minute_count``, the
+  stream stage's exact cumulative count (0 = unknown: counted by event_id instead);
+- ``issues``: the ``_meta.issue`` snapshot (or, without one, a version-0 stub that only
+  names the issue).
+
+An ``{"_kind": "issue_state", "issue": {...}}`` record gives only the issues row. Time values
+are epoch seconds; the backends turn them into ClickHouse times.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
+
+EVENTS = "events"
+MINUTES = "event_minutes_input"
+ISSUES = "issues"
+ALERTS = "alerts"
 
 EVENT_COLUMNS = (
     "event_id",
@@ -26,7 +46,65 @@ EVENT_COLUMNS = (
     "user_id",
     "tags",
     "payload",
+    "sample_rate",
+    "user_hash",
 )
+MINUTE_COLUMNS = (
+    "minute",
+    "service",
+    "fingerprint",
+    "level",
+    "release",
+    "environment",
+    "minute_count",
+    "event_id",
+    "user_hash",
+    "has_user",
+)
+ISSUE_COLUMNS = (
+    "fingerprint",
+    "service",
+    "title",
+    "culprit",
+    "category",
+    "status",
+    "first_seen",
+    "last_seen",
+    "count",
+    "users",
+    "levels",
+    "resolved_at",
+    "resolved_in_release",
+    "version",
+)
+ALERT_COLUMNS = (
+    "alert_id",
+    "kind",
+    "created_at",
+    "event_time",
+    "service",
+    "fingerprint",
+    "title",
+    "culprit",
+    "category",
+    "level",
+    "environment",
+    "release",
+    "event_id",
+    "rule",
+    "numbers",
+    "fingerprints",
+)
+COLUMNS = {
+    EVENTS: EVENT_COLUMNS,
+    MINUTES: MINUTE_COLUMNS,
+    ISSUES: ISSUE_COLUMNS,
+    ALERTS: ALERT_COLUMNS,
+}
+TABLES = (EVENTS, MINUTES, ISSUES, ALERTS)  # insert order
+MAX_UINT63 = 2**63 - 1
+
+Row = tuple[Any, ...]
 
 
 class RowError(ValueError):
@@ -43,33 +121,218 @@ def _message_text(event: dict[str, Any]) -> str:
     return str(values[-1].get("value") or "") if values else ""
 
 
-def to_event_row(record: dict[str, Any]) -> tuple[Any, ...]:
-    """One ``events`` row (in ``EVENT_COLUMNS`` order) from an enriched record."""
+def legacy_user_hash(record: dict[str, Any]) -> int | None:
+    """For records without ``_meta.user_hash`` (agents before the contract): a 63-bit hash
+    of the user's id, else email, else ip, else username."""
+    user = record.get("user")
+    if not isinstance(user, dict):
+        return None
+    for name in ("id", "email", "ip_address", "username"):
+        if user.get(name):
+            digest = hashlib.blake2b(f"{name}:{user[name]}".encode(), digest_size=8).digest()
+            return int.from_bytes(digest, "big") & MAX_UINT63
+    return None
+
+
+def _user_hash(meta: dict[str, Any]) -> int:
+    value = meta.get("user_hash")
+    if value is None:
+        return 0
+    value = int(value)
+    if not 0 <= value <= MAX_UINT63:
+        raise ValueError(f"user_hash out of range: {value}")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    return round(float(value), 3)
+
+
+def to_event_row(record: dict[str, Any], payload: str | None = None) -> Row:
+    """One ``events`` row (in ``EVENT_COLUMNS`` order). ``payload`` is the record's JSON
+    text when the caller has it (the sink stores the message as received)."""
+    meta = record["_meta"]
+    values = (record.get("exception") or {}).get("values") or []
+    user = record.get("user") or {}
+    if payload is None:
+        payload = orjson.dumps(record).decode("utf-8")
+    return (
+        str(record["event_id"]),
+        _seconds(meta["ts"]),
+        _seconds(meta.get("received_at", meta["ts"])),
+        str(record["service"]),
+        str(record.get("environment") or ""),
+        str(record.get("release") or ""),
+        str(record.get("level") or "error"),
+        str(record.get("platform") or ""),
+        str(record.get("logger") or ""),
+        str(meta["fingerprint"]),
+        str(meta.get("grouping_variant") or ""),
+        str(meta.get("title") or ""),
+        str(meta.get("culprit") or ""),
+        str(meta.get("category") or "unknown"),
+        str(values[-1].get("type") or "") if values else "",
+        _message_text(record),
+        str(user.get("id") or user.get("email") or user.get("ip_address") or ""),
+        {str(k): str(v) for k, v in (record.get("tags") or {}).items()},
+        payload,
+        float(meta.get("sample_rate", 1.0)),
+        _user_hash(meta),
+    )
+
+
+def to_minute_row(record: dict[str, Any]) -> Row:
+    """The record's contribution to its per-minute aggregate key."""
+    meta = record["_meta"]
+    minute = meta.get("minute")
+    minute = int(minute) if minute is not None else int(float(meta["ts"]) // 60 * 60)
+    count = int(meta.get("minute_count") or 0)
+    if count < 0:
+        raise ValueError(f"minute_count is negative: {count}")
+    if "user_hash" in meta:
+        uhash = _user_hash(meta)
+        has_user = meta["user_hash"] is not None
+    else:
+        legacy = legacy_user_hash(record)
+        uhash, has_user = legacy or 0, legacy is not None
+    return (
+        minute,
+        str(record["service"]),
+        str(meta["fingerprint"]),
+        str(record.get("level") or "error"),
+        str(record.get("release") or ""),
+        str(record.get("environment") or ""),
+        count,
+        str(record["event_id"]),
+        uhash,
+        1 if has_user else 0,
+    )
+
+
+def to_issue_row(issue: dict[str, Any]) -> Row:
+    """An ``issues`` row from a contract snapshot."""
+    resolved_at = issue.get("resolved_at")
+    return (
+        str(issue["fingerprint"]),
+        str(issue.get("service") or ""),
+        str(issue.get("title") or ""),
+        str(issue.get("culprit") or ""),
+        str(issue.get("category") or "unknown"),
+        str(issue.get("status") or "unknown"),
+        _seconds(issue["first_seen"]),
+        _seconds(issue["last_seen"]),
+        int(issue.get("count") or 0),
+        int(issue.get("users") or 0),
+        [str(level) for level in issue.get("levels") or []],
+        None if resolved_at is None else _seconds(resolved_at),
+        str(issue.get("resolved_in_release") or ""),
+        int(issue.get("version") or 0),
+    )
+
+
+def stub_issue(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 0: names the issue for a record without a snapshot; any snapshot wins."""
+    meta = record["_meta"]
+    return {
+        "fingerprint": meta["fingerprint"],
+        "service": record["service"],
+        "title": meta.get("title", ""),
+        "culprit": meta.get("culprit", ""),
+        "category": meta.get("category", "unknown"),
+        "status": "unknown",
+        "first_seen": meta["ts"],
+        "last_seen": meta["ts"],
+        "version": 0,
+    }
+
+
+def rows_for_record(record: dict[str, Any], payload: str | None = None) -> list[tuple[str, Row]]:
+    """(table, row) pairs for one processed-topic record. Raises ``RowError``."""
     try:
+        if record.get("_kind") == "issue_state":
+            return [(ISSUES, to_issue_row(record["issue"]))]
         meta = record["_meta"]
-        values = (record.get("exception") or {}).get("values") or []
-        user = record.get("user") or {}
-        body = {k: v for k, v in record.items() if k != "_meta"}
+        out: list[tuple[str, Row]] = []
+        if meta.get("body_stored", True):
+            out.append((EVENTS, to_event_row(record, payload)))
+        out.append((MINUTES, to_minute_row(record)))
+        issue = meta.get("issue")
+        out.append((ISSUES, to_issue_row(issue if issue else stub_issue(record))))
+        return out
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RowError(f"cannot build rows: {type(exc).__name__}: {exc}") from exc
+
+
+def _rfc3339_seconds(text: Any) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+def to_alert_row(alert: dict[str, Any]) -> Row:
+    """An ``alerts`` row from an alert record (schema alert.v1). Raises ``RowError``."""
+    try:
+        created = _rfc3339_seconds(alert["created_at"])
+        event_time = _rfc3339_seconds(alert["event_time"]) if alert.get("event_time") else created
         return (
-            record["event_id"],
-            round(float(meta["ts"]), 3),
-            round(float(meta["received_at"]), 3),
-            record["service"],
-            record.get("environment") or "",
-            record.get("release") or "",
-            record.get("level") or "error",
-            record.get("platform") or "",
-            record.get("logger") or "",
-            meta["fingerprint"],
-            meta.get("grouping_variant", ""),
-            meta.get("title", ""),
-            meta.get("culprit", ""),
-            meta.get("category", "unknown"),
-            str(values[-1].get("type") or "") if values else "",
-            _message_text(record),
-            str(user.get("id") or user.get("email") or user.get("ip_address") or ""),
-            {str(k): str(v) for k, v in (record.get("tags") or {}).items()},
-            orjson.dumps(body).decode("utf-8"),
+            str(alert["alert_id"]),
+            str(alert["kind"]),
+            round(created, 3),
+            round(event_time, 3),
+            str(alert.get("service") or ""),
+            str(alert.get("fingerprint") or ""),
+            str(alert.get("title") or ""),
+            str(alert.get("culprit") or ""),
+            str(alert.get("category") or ""),
+            str(alert.get("level") or ""),
+            str(alert.get("environment") or ""),
+            str(alert.get("release") or ""),
+            str(alert.get("event_id") or ""),
+            str(alert.get("rule") or ""),
+            orjson.dumps(alert.get("numbers") or {}).decode("utf-8"),
+            [str(f) for f in alert.get("fingerprints") or []],
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RowError(f"cannot build an events row: {type(exc).__name__}: {exc}") from exc
+        raise RowError(f"cannot build an alerts row: {type(exc).__name__}: {exc}") from exc
+
+
+class TableRows:
+    """The rows of one batch, per table, in insert order. Issue snapshots of the same
+    fingerprint collapse to the highest version (the table keeps only that one anyway)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Row]] = {table: [] for table in TABLES}
+        self._issues: dict[str, Row] = {}
+
+    def add(self, table: str, row: Row) -> None:
+        if table == ISSUES:
+            held = self._issues.get(row[0])
+            if held is None or row[-1] >= held[-1]:
+                self._issues[row[0]] = row
+        else:
+            self.rows[table].append(row)
+
+    def tables(self) -> list[tuple[str, list[Row]]]:
+        self.rows[ISSUES] = list(self._issues.values())
+        return [(table, self.rows[table]) for table in TABLES if self.rows[table]]
+
+
+def build_rows(messages: Any, alerts_topic: str) -> tuple[TableRows, list[tuple[Any, str]]]:
+    """Rows for a batch of messages (objects with ``.topic`` and ``.value``), and the
+    messages that cannot become rows, each with the reason."""
+    out = TableRows()
+    errors: list[tuple[Any, str]] = []
+    for message in messages:
+        try:
+            record = orjson.loads(message.value)
+            if not isinstance(record, dict):
+                raise RowError("a record must be a JSON object")
+            if message.topic == alerts_topic:
+                out.add(ALERTS, to_alert_row(record))
+                continue
+            payload = message.value.decode("utf-8")
+            for table, row in rows_for_record(record, payload):
+                out.add(table, row)
+        except (RowError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+            errors.append((message, str(exc)))
+    return out, errors

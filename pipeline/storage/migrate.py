@@ -4,6 +4,9 @@ Each ``migrations/NNNN_name.sql`` file holds one or more statements separated by
 line end. ``{database}`` and ``{retention_days}`` are filled from validated settings
 (identifiers and integers only). Applied versions are recorded in ``schema_migrations``;
 running ``migrate`` twice is a no-op.
+
+``retention_days`` is read at every run: when it differs from the events table's TTL, the TTL
+is changed with ``ALTER TABLE ... MODIFY TTL`` (and only then, so a second run does nothing).
 """
 
 from __future__ import annotations
@@ -76,4 +79,29 @@ def migrate(backend: Backend, retention_days: int = 90, progress=None) -> list[M
         applied.append(migration)
         if progress:
             progress(migration)
+    apply_retention(backend, retention_days)
     return applied
+
+
+def current_retention(backend: Backend) -> int | None:
+    """The events table's TTL in days, read from its definition (None without a TTL)."""
+    rows = backend.query(
+        "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = 'events'",
+        {"db": backend.database},
+    )
+    if not rows:
+        return None
+    match = re.search(r"TTL .*?toIntervalDay\((\d+)\)", rows[0]["engine_full"])
+    return int(match.group(1)) if match else None
+
+
+def apply_retention(backend: Backend, retention_days: int) -> bool:
+    """Make the events TTL ``retention_days``; returns whether it had to change."""
+    days = int(retention_days)
+    if current_retention(backend) == days:
+        return False
+    backend.command(
+        f"ALTER TABLE {backend.database}.events "
+        f"MODIFY TTL toDateTime(timestamp) + INTERVAL {days} DAY"
+    )
+    return True

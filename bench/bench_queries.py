@@ -1,0 +1,235 @@
+"""Query latency on the embedded engine: timeline, top-50 and issue detail.
+
+Generates N events (default 10,000,000) over 30 days across 5,000 fingerprints (Zipf-like:
+a few issues carry most events, as in real error streams) inside chDB with
+INSERT ... SELECT FROM numbers(), into the real schema (migrations): the events table with a
+short payload, and the per-minute aggregates computed from it. Then times each query through
+``pipeline.queries`` (median of several runs, warm) beside a bare chDB query over the same
+events (a plain GROUP BY on the events table, no FINAL) in the same run.
+
+    python bench/bench_queries.py [--rows 10000000] [--runs 5] [--keep DIR]
+
+Human-readable numbers first; the last lines are JSON, one per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline import queries  # noqa: E402
+from pipeline.storage import ChdbBackend  # noqa: E402
+from pipeline.storage.migrate import migrate  # noqa: E402
+
+DAYS = 30
+FINGERPRINTS = 5000
+
+GENERATE_EVENTS = """
+INSERT INTO {db}.events (event_id, timestamp, received_at, service, environment, release,
+    level, platform, logger, fingerprint, grouping_variant, title, culprit, category,
+    exception_type, message, user_id, tags, payload, sample_rate, user_hash)
+SELECT
+    lower(hex(cityHash64(number, 'id'))) || lower(hex(cityHash64(number, 'id2'))) AS event_id,
+    fromUnixTimestamp64Milli(toInt64({start_ms:Int64} + (cityHash64(number, 't') % {span_ms:UInt64})), 'UTC') AS ts,
+    ts,
+    concat('svc-', toString(fp % 20)),
+    ['prod', 'staging'][1 + (cityHash64(number, 'e') % 10 = 0)],
+    concat('app@1.', toString(cityHash64(number, 'r') % 5)),
+    ['error', 'error', 'error', 'warning', 'fatal'][1 + cityHash64(number, 'l') % 5],
+    'python', 'app',
+    lower(hex(cityHash64(fp, 'fp'))) AS fpx,
+    'app',
+    concat('Error in handler ', toString(fp)),
+    concat('app.module', toString(fp % 97), ' in handler'),
+    ['bug', 'database', 'network', 'timeout'][1 + fp % 4],
+    'KeyError',
+    concat('key ', toString(number % 1000), ' not found'),
+    concat('user-', toString(cityHash64(number, 'u') % 50000)),
+    map('host', concat('web-', toString(number % 32))),
+    concat('{"event_id":"', event_id, '","exception":{"values":[{"type":"KeyError","value":"key","stacktrace":{"frames":[{"filename":"app/views.py","function":"handler","lineno":', toString(fp % 300), '}]}}]}}'),
+    1.0,
+    cityHash64(number, 'u') % 50000 + 1
+FROM (SELECT number, toUInt64(pow(cityHash64(number, 'f') / 18446744073709551615.0, 3) * {fps:UInt32}) AS fp
+      FROM numbers({offset:UInt64}, {chunk:UInt64}))
+"""
+GENERATE_MINUTES = """
+INSERT INTO {db}.event_minutes
+SELECT toStartOfMinute(timestamp) AS minute, service, fingerprint, level, release, environment,
+       count() AS events, uniqExactStateIf(event_id, 0) AS legacy_events,
+       uniqState(user_hash) AS users
+FROM {db}.events
+WHERE timestamp >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC')
+  AND timestamp < fromUnixTimestamp64Milli({hi:Int64}, 'UTC')
+GROUP BY minute, service, fingerprint, level, release, environment
+"""
+GENERATE_ISSUES = """
+INSERT INTO {db}.issues
+SELECT fingerprint, any(service), any(title), any(culprit), any(category), 'ongoing',
+       min(timestamp), max(timestamp), count(), uniq(user_hash), groupUniqArray(level),
+       NULL, '', count()
+FROM {db}.events GROUP BY fingerprint
+"""
+
+
+def timed(fn, runs: int) -> tuple[float, object]:
+    fn()  # warm
+    samples, result = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples), result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--keep", default="", help="chDB folder to keep (default: a temp dir)")
+    args = ap.parse_args()
+    path = args.keep or tempfile.mkdtemp(prefix="es-bench-queries-")
+    backend = ChdbBackend(str(Path(path) / "clickhouse"), "bench")
+    db = backend.database
+    try:
+        migrate(backend, 90)
+        now = time.time()
+        end = int(now // 86400 * 86400)  # midnight today: 30 whole days behind it
+        start = end - DAYS * 86400
+        started = time.perf_counter()
+        chunk = 2_000_000
+        for offset in range(0, args.rows, chunk):
+            backend.command(
+                GENERATE_EVENTS.replace("{db}", db),
+                {
+                    "start_ms": start * 1000,
+                    "span_ms": DAYS * 86400 * 1000,
+                    "fps": FINGERPRINTS,
+                    "offset": offset,
+                    "chunk": min(chunk, args.rows - offset),
+                },
+            )
+        for day in range(DAYS):
+            lo = (start + day * 86400) * 1000
+            backend.command(GENERATE_MINUTES.replace("{db}", db), {"lo": lo, "hi": lo + 86400_000})
+        backend.command(GENERATE_ISSUES.replace("{db}", db))
+        for table in ("events", "event_minutes", "issues"):
+            backend.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
+        generated = time.perf_counter() - started
+        sizes = backend.query(
+            "SELECT table, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts "
+            "WHERE database = {db:String} AND active GROUP BY table ORDER BY table",
+            {"db": db},
+        )
+        print(f"generated {args.rows:,} events in {generated:.1f}s")
+        for s in sizes:
+            print(
+                f"  {s['table']:<16} {int(s['rows']):>12,} rows {int(s['bytes']) / 2**20:9.1f} MiB"
+            )
+
+        top_fp = backend.query(
+            f"SELECT fingerprint FROM {db}.issues FINAL ORDER BY count DESC LIMIT 1"
+        )[0]["fingerprint"]
+        mid_fp = backend.query(
+            f"SELECT fingerprint FROM {db}.issues FINAL ORDER BY count DESC LIMIT 1 OFFSET 100"
+        )[0]["fingerprint"]
+        day = (end - 86400, end)
+        month = (start, end)
+        figures = []
+
+        def figure(name, fn, baseline_sql, params):
+            value, _ = timed(fn, args.runs)
+            base, _ = timed(
+                lambda: backend.query(baseline_sql.replace("{db}", db), params), args.runs
+            )
+            figures.append((name, value, base))
+            print(
+                f"{name:<34} {value * 1000:8.1f} ms   bare chDB over events {base * 1000:8.1f} ms"
+            )
+
+        bare_timeline = (
+            "SELECT toStartOfInterval(timestamp, toIntervalSecond({b:UInt32})) AS t, count() "
+            "FROM {db}.events WHERE timestamp >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
+            "AND timestamp < fromUnixTimestamp64Milli({hi:Int64}, 'UTC') GROUP BY t ORDER BY t"
+        )
+        figure(
+            "timeline_24h_all",
+            lambda: queries.timeline(backend, *day),
+            bare_timeline,
+            {"b": 900, "lo": day[0] * 1000, "hi": day[1] * 1000},
+        )
+        figure(
+            "timeline_30d_all",
+            lambda: queries.timeline(backend, *month),
+            bare_timeline,
+            {"b": 10800, "lo": month[0] * 1000, "hi": month[1] * 1000},
+        )
+        figure(
+            "timeline_30d_fingerprint",
+            lambda: queries.timeline(backend, *month, fingerprint=top_fp),
+            bare_timeline.replace("GROUP BY", "AND fingerprint = {fp:String} GROUP BY"),
+            {"b": 10800, "lo": month[0] * 1000, "hi": month[1] * 1000, "fp": top_fp},
+        )
+        bare_top = (
+            "SELECT fingerprint, count() AS c, uniq(user_hash) FROM {db}.events "
+            "WHERE timestamp >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
+            "AND timestamp < fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
+            "GROUP BY fingerprint ORDER BY c DESC LIMIT 50"
+        )
+        figure(
+            "top50_24h",
+            lambda: queries.top_issues(backend, *day, limit=50),
+            bare_top,
+            {"lo": day[0] * 1000, "hi": day[1] * 1000},
+        )
+        figure(
+            "top50_30d",
+            lambda: queries.top_issues(backend, *month, limit=50),
+            bare_top,
+            {"lo": month[0] * 1000, "hi": month[1] * 1000},
+        )
+        bare_detail = (
+            "SELECT count(), uniq(user_hash), min(timestamp), max(timestamp) "
+            "FROM {db}.events WHERE fingerprint = {fp:String}"
+        )
+        figure(
+            "issue_detail_top",
+            lambda: queries.issue_detail(backend, top_fp),
+            bare_detail,
+            {"fp": top_fp},
+        )
+        figure(
+            "issue_detail_rank100",
+            lambda: queries.issue_detail(backend, mid_fp),
+            bare_detail,
+            {"fp": mid_fp},
+        )
+        for name, value, base in figures:
+            print(
+                json.dumps(
+                    {
+                        "bench": "queries",
+                        "figure": f"{name}_{args.rows}rows",
+                        "value": round(value * 1000, 2),
+                        "unit": "ms",
+                        "baseline": round(base * 1000, 2),
+                        "ratio": round(value / base, 3) if base else None,
+                    }
+                )
+            )
+    finally:
+        backend.close()
+        if not args.keep:
+            shutil.rmtree(path, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

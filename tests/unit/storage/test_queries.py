@@ -1,0 +1,115 @@
+"""Query helpers, insert-error classification, encoding, and the OpenAPI file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pipeline import queries
+from pipeline.api import OPENAPI
+from pipeline.storage.backend import (
+    ClickHouseUnavailable,
+    RowsRejected,
+    _chdb_params,
+    insert_error,
+)
+from pipeline.storage.encoding import ColumnEncoder
+from pipeline.storage.migrate import load_migrations
+
+
+@pytest.mark.parametrize(
+    ("seconds", "bucket"),
+    [(600, 60), (6 * 3600, 300), (86400, 900), (7 * 86400, 3600), (30 * 86400, 3 * 3600)],
+)
+def test_auto_bucket_keeps_at_most_240_points(seconds, bucket):
+    assert queries.auto_bucket(seconds) == bucket
+    assert seconds / bucket <= 240
+
+
+def test_durations_and_time_ranges():
+    assert queries.parse_duration("6h") == 21600
+    assert queries.parse_duration("1.5d") == 129600
+    with pytest.raises(ValueError, match="6x"):
+        queries.parse_duration("6x")
+    assert queries.time_range("6h", None, now=100_000) == (100_000 - 21600, 100_000)
+    assert queries.time_range("50", "60", now=0) == (50.0, 60.0)
+    with pytest.raises(ValueError, match="empty"):
+        queries.time_range("60", "50")
+
+
+def test_where_adds_only_the_filters_that_are_set():
+    clause, params = queries.where({"service": "svc", "level": ""})
+    assert "service = {service:String}" in clause and "level" not in clause
+    assert params == {"service": "svc"}
+    with pytest.raises(ValueError, match="unknown filter"):
+        queries.where({"host": "x"})
+
+
+def test_values_never_reach_the_sql_text():
+    clause, params = queries.where({"fingerprint": "x' OR 1=1 --"})
+    assert "OR 1=1" not in clause and params["fingerprint"] == "x' OR 1=1 --"
+    assert _chdb_params({"a": ["it's", "b\\c"]}) == {"a": "['it\\'s','b\\\\c']"}
+
+
+def test_stack_trace_extracts_frames():
+    event = {
+        "exception": {
+            "values": [
+                {"type": "E", "value": "v", "stacktrace": {"frames": [{"function": "f", "x": 1}]}}
+            ]
+        }
+    }
+    assert queries.stack_trace(event) == [
+        {"type": "E", "value": "v", "module": None, "frames": [{"function": "f"}]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("Code: 469. DB::Exception: Constraint ... (VIOLATED_CONSTRAINT)", RowsRejected),
+        ("Code: 60. DB::Exception: Table e does not exist. (UNKNOWN_TABLE)", ClickHouseUnavailable),
+        (
+            "Code: 242. DB::Exception: Table is in readonly mode (TABLE_IS_READ_ONLY)",
+            ClickHouseUnavailable,
+        ),
+        ("connection refused", ClickHouseUnavailable),
+    ],
+)
+def test_insert_errors_blame_rows_only_for_data_errors(message, kind):
+    assert type(insert_error(RuntimeError(message))) is kind
+
+
+def test_arrow_encoding_keeps_times_exact():
+    enc = ColumnEncoder.for_types(
+        [
+            "DateTime64(3, 'UTC')",
+            "LowCardinality(String)",
+            "Map(LowCardinality(String), String)",
+            "Array(LowCardinality(String))",
+            "Nullable(DateTime64(3, 'UTC'))",
+            "UInt64",
+        ]
+    )
+    table = enc.arrow(
+        ["t", "s", "m", "a", "n", "u"],
+        [(1_700_000_000.123, "x", {"k": "v"}, ["a"], None, 2**63 - 1)],
+    )
+    assert table.column("t").type == pa.timestamp("ms", tz="UTC")
+    assert table.column("t").cast(pa.int64())[0].as_py() == 1_700_000_000_123
+    assert table.column("m")[0].as_py() == [("k", "v")]
+    assert table.column("n")[0].as_py() is None
+
+
+def test_migrations_are_numbered_and_split():
+    migrations = load_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert all(m.statements for m in migrations)
+
+
+def test_openapi_file_is_the_served_description():
+    path = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+    assert json.loads(path.read_text()) == json.loads(json.dumps(OPENAPI))

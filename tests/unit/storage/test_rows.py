@@ -1,0 +1,136 @@
+"""Row building: list in, rows out."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pipeline.sinks.batching import Message
+from pipeline.sinks.rows import (
+    ALERTS,
+    EVENT_COLUMNS,
+    EVENTS,
+    ISSUES,
+    MINUTE_COLUMNS,
+    MINUTES,
+    RowError,
+    build_rows,
+    rows_for_record,
+    to_alert_row,
+)
+
+TS = 1_700_000_123.4567
+
+
+def record(**meta) -> dict:
+    base = {
+        "ts": TS,
+        "received_at": TS + 1,
+        "fingerprint": "fp",
+        "title": "KeyError: 'x'",
+        "culprit": "app in f",
+        "category": "bug",
+    }
+    return {
+        "event_id": "e1",
+        "service": "svc",
+        "level": "warning",
+        "release": "app@1",
+        "environment": "prod",
+        "tags": {"a": 1},
+        "user": {"email": "u@example.com"},
+        "exception": {"values": [{"type": "KeyError", "value": "'x'"}]},
+        "_meta": {**base, **meta},
+    }
+
+
+def test_legacy_record_is_stored_and_counted_by_event_id():
+    rows = dict(rows_for_record(record()))
+    assert set(rows) == {EVENTS, MINUTES, ISSUES}
+    event = dict(zip(EVENT_COLUMNS, rows[EVENTS], strict=True))
+    assert event["timestamp"] == 1_700_000_123.457
+    assert event["exception_type"] == "KeyError"
+    assert event["tags"] == {"a": "1"}
+    minute = dict(zip(MINUTE_COLUMNS, rows[MINUTES], strict=True))
+    assert minute["minute"] == 1_700_000_100
+    assert minute["minute_count"] == 0  # unknown: counted by event_id
+    assert minute["has_user"] == 1 and 0 < minute["user_hash"] < 2**63
+    assert rows[ISSUES][-1] == 0  # a version-0 stub: any snapshot wins
+
+
+def test_shed_record_gives_no_event_row_but_counts():
+    issue = {
+        "fingerprint": "fp",
+        "service": "svc",
+        "title": "t",
+        "first_seen": TS,
+        "last_seen": TS,
+        "count": 9,
+        "version": 9,
+    }
+    rows = rows_for_record(
+        record(body_stored=False, minute=1_700_000_100, minute_count=9, user_hash=None, issue=issue)
+    )
+    tables = [t for t, _ in rows]
+    assert tables == [MINUTES, ISSUES]
+    minute = dict(zip(MINUTE_COLUMNS, rows[0][1], strict=True))
+    assert (minute["minute_count"], minute["has_user"]) == (9, 0)
+    assert rows[1][1][-1] == 9
+
+
+def test_issue_state_record_gives_only_the_issue():
+    issue = {"fingerprint": "fp", "first_seen": TS, "last_seen": TS, "version": 3}
+    assert [t for t, _ in rows_for_record({"_kind": "issue_state", "issue": issue})] == [ISSUES]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"_meta": {}},
+        {"service": "s", "event_id": "e", "_meta": {"ts": "soon", "fingerprint": "f"}},
+        {"service": "s", "event_id": "e", "_meta": {"ts": 1, "fingerprint": "f", "user_hash": -1}},
+    ],
+)
+def test_bad_records_raise_row_error(bad):
+    with pytest.raises(RowError):
+        rows_for_record(bad)
+
+
+def test_build_rows_collapses_issue_snapshots_and_reports_bad_messages():
+    msgs = []
+    for version in (3, 5, 4):
+        issue = {"fingerprint": "fp", "first_seen": TS, "last_seen": TS, "version": version}
+        msgs.append(Message("p", 0, version, orjson.dumps(record(issue=issue))))
+    msgs.append(Message("p", 0, 9, b"[1, 2]"))
+    alert = {
+        "alert_id": "a" * 32,
+        "kind": "new_issue",
+        "created_at": "2024-01-01T00:00:00.000Z",
+        "service": "svc",
+        "fingerprint": "fp",
+        "title": "t",
+        "numbers": {"count": 1},
+    }
+    msgs.append(Message("alerts", 0, 0, orjson.dumps(alert)))
+    rows, errors = build_rows(msgs, "alerts")
+    tables = dict(rows.tables())
+    assert [r[-1] for r in tables[ISSUES]] == [5]
+    assert len(tables[EVENTS]) == 3 and len(tables[MINUTES]) == 3 and len(tables[ALERTS]) == 1
+    assert [m.offset for m, _ in errors] == [9]
+
+
+def test_alert_row_times_come_from_rfc3339():
+    row = to_alert_row(
+        {
+            "alert_id": "b" * 32,
+            "kind": "spike",
+            "created_at": "2024-01-01T00:00:01.500Z",
+            "service": "s",
+            "fingerprint": "",
+            "title": "t",
+            "numbers": {},
+        }
+    )
+    assert row[2] == row[3] == 1_704_067_201.5
+    with pytest.raises(RowError):
+        to_alert_row({"kind": "spike"})
