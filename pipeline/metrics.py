@@ -2,12 +2,21 @@
 
 Names follow ``errorstream_<stage>_<what>_<unit>``. ``Metrics(registry)`` takes the
 registry to register on, so tests can use a fresh one and read exact values.
+docs/metrics.md lists every name with its labels and what moves it.
+
+Processes that fork (several workers behind one exporter, gunicorn-style gateways) set
+``PROMETHEUS_MULTIPROC_DIR`` before start: prometheus_client then keeps values in files in
+that folder and ``exposition()`` aggregates them with ``MultiProcessCollector``.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "exposed_names", "exposition"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
@@ -139,6 +148,61 @@ class Metrics:
             "Batches being inserted into ClickHouse now",
             registry=r,
         )
+        # operations: measured every lag_interval by the worker's LagMonitor (pipeline/worker.py)
+        self.consumer_lag = Gauge(
+            "errorstream_kafka_consumer_lag_messages",
+            "End offset minus committed offset per consumer group and partition, measured "
+            "from the broker (group = app_id for the agents, app_id-sink for the sink)",
+            ["group", "topic", "partition"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.table_keys = Gauge(
+            "errorstream_state_table_keys",
+            "Keys in each faust table on this worker (its active partitions)",
+            ["table"],
+            registry=r,
+            multiprocess_mode="sum",
+        )
+        self.lag_measure_failures = Counter(
+            "errorstream_kafka_lag_measure_failures_total",
+            "Consumer-lag measurements that failed (broker unreachable, group rebalancing)",
+            registry=r,
+        )
+        # gateway: the future HTTP ingest process; declared now so alerts and dashboards
+        # can name it (deploy/prometheus/alerts.yml)
+        self.gateway_requests = Counter(
+            "errorstream_gateway_requests_total",
+            "HTTP requests served by the ingest gateway, by status code",
+            ["status"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return exposition(self.registry)
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text exposition of ``registry``, or of every process's values in multi-process mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
+    return generate_latest(registry)
+
+
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("", "_sum", "_count"),
+}
+
+
+def exposed_names(registry: CollectorRegistry) -> set[str]:
+    """Every sample name ``registry`` can expose (``x_total``, ``x_bucket``, ...), labelled
+    metrics included before any label value exists; for checking dashboards and rules."""
+    names: set[str] = set()
+    for family in registry.collect():
+        for suffix in _SUFFIXES.get(family.type, ("",)):
+            names.add(family.name + suffix)
+    return names
