@@ -27,8 +27,11 @@ _REASON_PHRASES = (
     r"|Unprocessable (?:Entity|Content)|Too Many Requests|Internal Server Error"
     r"|Not Implemented|Bad Gateway|Service Unavailable|Gateway Time-?out"
 )
+# (The look-ahead - the first two letters of a keyword, or a digit - is implied by the rest
+# and saves trying the case-insensitive keyword list at most words.)
 _STATUS = (
-    rf"(?=[sShHrRgGeEfF1-5])(?i:\b(?:{_STRONG_STATUS_WORDS})\b[\s:=#]{{0,3}}[1-5]\d\d(?![\w.])"
+    r"(?=[sS][tTeE]|[hH][tT]|[rR][eE]|[fF][aA]|[gG][oO]|[eE][rR]|[1-5])"
+    rf"(?i:\b(?:{_STRONG_STATUS_WORDS})\b[\s:=#]{{0,3}}[1-5]\d\d(?![\w.])"
     rf"|\b(?:{_WEAK_STATUS_WORDS})\b[\s:=#]{{0,3}}[1-5]\d\d(?![\w.])(?!\s*[a-z])"
     rf")|\b[1-5]\d\d (?=(?:{_REASON_PHRASES})\b)"
 )
@@ -81,9 +84,11 @@ _LONG_DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 _ZONE = r"(?:\s?(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT|[A-Z]{3,4}))"
 _CLOCK = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"
 _DATE = (
-    # guard: every branch starts with a day/month name, "datetime", or digits shaped like
-    # "2019-", "2019/", "20190417T", "17 Jan", "17/", "17.", "17:"
-    r"(?=[MTWFSJAONDd]|\d{4}[-/]|\d{8}T|\d{1,2}(?: [A-Z]|[/.:]\d))(?:"
+    # guard: every branch starts with a day/month name and " " or ",", a long day name and
+    # ",", "datetime.", or digits shaped like "2019-", "2019/", "20190417T", "17 Jan", "17/",
+    # "17.", "17:"
+    rf"(?=(?:{_DAY}|{_MON})[ ,]|{_LONG_DAY},|datetime\.|\d{{4}}[-/]|\d{{8}}T"
+    r"|\d{1,2}(?: [A-Z]|[/.:]\d))(?:"
     # ISO 8601 / RFC 3339 and "YYYY-MM-DD HH:MM[:SS[.fff]]" (also with slashes)
     rf"\b\d{{4}}(?:-\d{{2}}-|/\d{{2}}/)\d{{2}}(?:[T ]{_CLOCK}(?:{_ZONE}(?![a-z]))?)?(?![\w:])"
     # compact ISO: 20190417T202905Z
