@@ -126,6 +126,61 @@ RULES: tuple[tuple[Gate, re.Pattern[str], Any], ...] = (
 )
 
 
+# -- the common path: a cheap, exact test that no rule above can change a string ----------
+# Each check below is implied by its rule's *pattern* matching (not only by its gate), so
+# ``may_hold_secret(s) is False`` guarantees every rule leaves ``s`` as it is. Non-ASCII text
+# always takes the full rules (``str.lower`` and case-insensitive matching differ there).
+_AWS_PREFIX = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)")
+_DIGIT_BYTES = b"0123456789"
+_RUN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"  # [\w-], ASCII
+_MAX_SEPARATORS = 32
+
+
+def _kv_candidate(low: str) -> bool:
+    """Could the ``name=value`` rule match? Its name sits in the ``[\\w-]+`` run right before
+    an optional quote, optional whitespace and ``=`` or ``:``; look only there."""
+    for sep in "=:":
+        if sep not in low:
+            continue
+        parts = low.split(sep)
+        if len(parts) > _MAX_SEPARATORS:
+            return True  # not worth it: let the rule's own regex decide
+        for part in parts[:-1]:
+            t = part.rstrip()
+            if t[-1:] in ("'", '"'):
+                t = t[:-1]
+            run = t[len(t.rstrip(_RUN_CHARS)) :]
+            if run and _KV_GATE.search(run) is not None:
+                return True
+    return False
+
+
+def may_hold_secret(s: str) -> bool:
+    """False only if no built-in value rule can change ``s`` (see above)."""
+    if not s.isascii():
+        return True
+    if "@" in s:  # user:pass@ in URLs, e-mail addresses
+        return True
+    if "-" in s and ("PRIVATE KEY" in s or "xox" in s):  # -----BEGIN ..., xox?- (Slack)
+        return True
+    if "_" in s and ("gh" in s or "sk_live_" in s):  # gh?_ (GitHub), sk_live_ (Stripe)
+        return True
+    if "." in s and "eyJ" in s:  # JWT: three dot-separated parts
+        return True
+    if "A" in s and _AWS_PREFIX.search(s) is not None:  # AWS access key ids
+        return True
+    low = s.lower()
+    if "bearer" in low or "basic" in low or "token" in low:
+        return True
+    if ("=" in s or ":" in s) and _kv_candidate(low):
+        return True
+    return len(s) - len(s.encode().translate(None, _DIGIT_BYTES)) >= 13  # card numbers
+
+
+_CACHED_LEN = 256  # short strings repeat (headers, tags, crumbs): remember their result
+_CACHE_SIZE = 8192
+
+
 class Scrubber:
     def __init__(
         self, extra_keys: tuple[str, ...] = (), extra_patterns: tuple[str, ...] = ()
@@ -133,7 +188,7 @@ class Scrubber:
         self._extra_keys = tuple(k.lower().replace("-", "_") for k in extra_keys)
         self._extra_patterns = tuple(re.compile(p) for p in extra_patterns)
         self.key_is_sensitive = lru_cache(maxsize=4096)(self._key_is_sensitive)
-        self.scrub_string = lru_cache(maxsize=8192)(self._scrub_string)
+        self._cache: dict[str, str] = {}
 
     def _key_is_sensitive(self, key: str) -> bool:
         norm = key.lower().replace("-", "_").replace(" ", "_")
@@ -141,12 +196,26 @@ class Scrubber:
             return True
         return any(k in norm for k in self._extra_keys)
 
+    def scrub_string(self, s: str) -> str:
+        if len(s) > _CACHED_LEN:
+            return self._scrub_string(s)
+        cache = self._cache
+        out = cache.get(s)
+        if out is None:
+            out = self._scrub_string(s)
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[s] = out
+        return out
+
     def _scrub_string(self, s: str) -> str:
-        out, low = s, s.lower()
-        for gate, pattern, replacement in RULES:
-            if gate(out, low):
-                out = pattern.sub(replacement, out)
-                low = out.lower()
+        out = s
+        if may_hold_secret(s):
+            low = s.lower()
+            for gate, pattern, replacement in RULES:
+                if gate(out, low):
+                    out = pattern.sub(replacement, out)
+                    low = out.lower()
         for pattern in self._extra_patterns:
             out = pattern.sub(FILTERED, out)
         return out
@@ -169,25 +238,33 @@ class Scrubber:
         return obj
 
     def scrub_event(
-        self, event: dict[str, Any], trusted_contexts: dict[str, Any] | None = None
+        self,
+        event: dict[str, Any],
+        trusted_contexts: dict[str, Any] | None = None,
+        source_scrubbed: bool = False,
     ) -> dict[str, Any]:
         """Scrub, in place, the parts of an event that can carry secrets. Context values
         that are the very objects in ``trusted_contexts`` (the SDK's own runtime/os/host)
-        are left as they are."""
+        are left as they are; ``source_scrubbed``: frame source context already went
+        through ``scrub_string`` (``EventBuilder(scrub_line=...)``)."""
         s = self.scrub_string
-        if isinstance(event.get("message"), str):
-            event["message"] = s(event["message"])
-        for exc in (event.get("exception") or {}).get("values", ()):
-            if isinstance(exc.get("value"), str):
-                exc["value"] = s(exc["value"])
-            for f in exc["stacktrace"]["frames"]:
-                if f.get("context_line"):
-                    f["context_line"] = s(f["context_line"])
-                if "pre_context" in f:
-                    f["pre_context"] = [s(x) for x in f["pre_context"]]
-                    f["post_context"] = [s(x) for x in f["post_context"]]
-                if "vars" in f:
-                    f["vars"] = self.scrub(f["vars"])
+        message = event.get("message")
+        if isinstance(message, str):
+            event["message"] = s(message)
+        exception = event.get("exception")
+        if exception:
+            for exc in exception.get("values", ()):
+                if isinstance(exc.get("value"), str):
+                    exc["value"] = s(exc["value"])
+                for f in exc["stacktrace"]["frames"]:
+                    if not source_scrubbed:
+                        if f.get("context_line"):
+                            f["context_line"] = s(f["context_line"])
+                        if "pre_context" in f:
+                            f["pre_context"] = [s(x) for x in f["pre_context"]]
+                            f["post_context"] = [s(x) for x in f["post_context"]]
+                    if "vars" in f:
+                        f["vars"] = self.scrub(f["vars"])
         crumbs = event.get("breadcrumbs")
         if crumbs:
             for c in crumbs["values"]:
@@ -199,7 +276,7 @@ class Scrubber:
             if event.get(key):
                 event[key] = self.scrub(event[key])
         contexts = event.get("contexts")
-        if contexts:
+        if contexts and contexts is not trusted_contexts:
             trusted = trusted_contexts or {}
             event["contexts"] = {
                 k: v if trusted.get(k) is v else self.scrub(v) for k, v in contexts.items()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import errorstream_sdk
 import orjson
-from errorstream_sdk.scrub import FILTERED, Scrubber, luhn_valid
+from errorstream_sdk.scrub import FILTERED, RULES, Scrubber, luhn_valid, may_hold_secret
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -141,3 +141,51 @@ def test_key_value_secrets_never_survive(before, secret, after, name, sep):
 def test_scrubbing_is_idempotent(text):
     once = S.scrub_string(text)
     assert S.scrub_string(once) == once
+
+
+# -- the common-path precheck: exact, never a way around a rule -------------------------------
+_PIECES = [
+    "password", "Passwd", "api_key", "API-KEY", "secret", "Token", "Bearer ", "basic ", "auth",
+    "Authorization", "sig", "dsn", "pwd", "session_id", "cookie", "credential", "=", ":", " = ",
+    "'", '"', " ", "\n", "-", "_", ".", "@", "://", "eyJhbGciOiJIUzI1", "AKIAIOSFODNN7EXAMPLE",
+    "ghp_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "xoxb-", "sk_live_", "4111", " 1111", "0",
+    "-----BEGIN RSA PRIVATE KEY-----", "alice@example.com", "x", "order", "sync", "KEY", "é",
+]  # fmt: skip
+
+
+def _full_rules(s: str) -> str:
+    out, low = s, s.lower()
+    for gate, pattern, replacement in RULES:
+        if gate(out, low):
+            out = pattern.sub(replacement, out)
+            low = out.lower()
+    return out
+
+
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=8), max_size=14))
+def test_precheck_false_means_no_rule_changes_the_string(parts):
+    text = "".join(parts)
+    if not may_hold_secret(text):
+        assert _full_rules(text) == text
+    assert S.scrub_string(text) == _full_rules(text)
+
+
+def test_precheck_passes_plain_text_and_catches_each_rule():
+    assert not may_hold_secret(f"order {12:>10} failed to sync: " + "x" * 520)
+    assert not may_hold_secret("Failed to connect to db.internal:5432 (timeout=30s), retry 3")
+    for secret in (
+        "https://u:p@h",
+        "mail bob@example.com",
+        "-----BEGIN PRIVATE KEY-----",
+        "xoxb-1234567890ab",
+        "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+        "sk_live_0123456789abcdef",
+        "jwt eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.x",
+        "AKIAIOSFODNN7EXAMPLE",
+        "Bearer abcdefghij",
+        "db_password = 'x'",
+        'payload {"api_key": "abc123"}',
+        "card 4111 1111 1111 1111",
+        "ſecret=x",  # non-ASCII: always the full rules
+    ):
+        assert may_hold_secret(secret), secret
