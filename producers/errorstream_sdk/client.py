@@ -10,10 +10,11 @@ Capturing never raises into host code: any internal error is counted as ``intern
 
 from __future__ import annotations
 
+import os
+import random
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -35,7 +36,22 @@ _KNOWN = ("fingerprint", "tags", "user", "request", "contexts", "logger", "messa
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 
 
+# event ids: random version-4 UUIDs (32 hex digits) from a private generator seeded from
+# os.urandom, re-seeded in forked children; uuid.uuid4() costs a syscall per event.
+_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
+def new_event_id() -> str:
+    return "%032x" % (_ids.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+
+
 def normalize_level(level: Any) -> str:
+    if type(level) is str and level in LEVELS:
+        return level
     lv = str(level).lower()
     lv = _LEVEL_ALIASES.get(lv, lv)
     return lv if lv in LEVELS else "error"
@@ -68,6 +84,7 @@ class Client:
             s.release,
             InAppRules(s.in_app_include, s.in_app_exclude),
             s.context_lines,
+            scrub_line=self.scrubber.scrub_string,
         )
         self.transport = transport_factory(s, self.process, self.stats)
         self.closed = False
@@ -110,7 +127,7 @@ class Client:
                 self.stats.drop("queue_full")
                 return None
             chain = extract_chain(exc, self.settings.include_locals)
-            return self._enqueue(level, chain, mechanism, context)
+            return self._enqueue(level, chain, mechanism, None, context)
         except Exception:
             self._internal_error()
             return None
@@ -133,8 +150,7 @@ class Client:
                 if not self._limiter.allow(f"message@{logger}:{level}:{message[:200]}"):
                     self.stats.drop("rate_limited")
                     return None
-            context["message"] = message
-            return self._enqueue(level, None, None, context)
+            return self._enqueue(level, None, None, message, context)
         except Exception:
             self._internal_error()
             return None
@@ -144,30 +160,50 @@ class Client:
         level: str,
         chain: Any,
         mechanism: dict[str, Any] | None,
+        message: str | None,
         context: dict[str, Any],
     ) -> str | None:
         scope = get_scope()
-        extra = {k: v for k, v in context.items() if k not in _KNOWN}
-        contexts = context.get("contexts")
-        if extra:
-            contexts = {**(contexts or {}), "extra": extra}
-        user = context.get("user")
-        cap = Capture(
-            uuid.uuid4().hex,
-            time.time(),
-            level,
-            chain,
-            mechanism,
-            context.get("message"),
-            context.get("logger"),
-            context.get("fingerprint"),
-            scope.tags,
-            context.get("tags"),
-            dict(user) if user else scope.user,
-            context.get("request") or scope.request,
-            tuple(scope.breadcrumbs),
-            contexts,
-        )
+        if context:
+            extra = {k: v for k, v in context.items() if k not in _KNOWN}
+            contexts = context.get("contexts")
+            if extra:
+                contexts = {**(contexts or {}), "extra": extra}
+            get = context.get
+            user = get("user")
+            cap = Capture(
+                new_event_id(),
+                time.time(),
+                level,
+                chain,
+                mechanism,
+                message if message is not None else get("message"),
+                get("logger"),
+                get("fingerprint"),
+                scope.tags,
+                get("tags"),
+                dict(user) if user else scope.user,
+                get("request") or scope.request,
+                tuple(scope.breadcrumbs),
+                contexts,
+            )
+        else:
+            cap = Capture(
+                new_event_id(),
+                time.time(),
+                level,
+                chain,
+                mechanism,
+                message,
+                None,
+                None,
+                scope.tags,
+                None,
+                scope.user,
+                scope.request,
+                tuple(scope.breadcrumbs) if scope.breadcrumbs else (),
+                None,
+            )
         if not self.transport.submit(cap):
             self.stats.drop("queue_full")
             return None
@@ -183,7 +219,7 @@ class Client:
     # -- SDK thread ------------------------------------------------------------------------
     def process(self, cap: Capture) -> tuple[bytes, bytes] | None:
         event = self.builder.build(cap)
-        self.scrubber.scrub_event(event, self.builder.contexts)
+        self.scrubber.scrub_event(event, self.builder.contexts, source_scrubbed=True)
         data, truncated = encode_within(
             event, self.settings.max_event_bytes, self.settings.max_string_length
         )

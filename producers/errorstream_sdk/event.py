@@ -6,12 +6,19 @@ Pure apart from linecache: ``Capture`` in, ``dict`` out; ``message_key`` gives t
 from __future__ import annotations
 
 import datetime
+import math
 import platform
 import socket
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from errorstream_sdk.capture import RawException
-from errorstream_sdk.frames import InAppRules, build_exception_values, innermost_in_app
+from errorstream_sdk.frames import (
+    FrameCache,
+    InAppRules,
+    build_exception_values,
+    innermost_in_app,
+)
 from errorstream_sdk.scope import Breadcrumb
 
 SDK_NAME = "errorstream.python"
@@ -38,8 +45,22 @@ class Capture(NamedTuple):
     contexts: dict[str, Any] | None
 
 
+_SECOND: tuple[int, str] = (-1, "")  # (whole second, "YYYY-MM-DDTHH:MM:SS") of the last call
+
+
 def rfc3339(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC); the date/time part is formatted once per second."""
+    global _SECOND
+    sec = math.floor(ts)
+    us = round((ts - sec) * 1e6)  # what datetime.fromtimestamp does (round half even)
+    if us >= 1_000_000:
+        sec += 1
+        us -= 1_000_000
+    cached = _SECOND
+    if cached[0] != sec:
+        text = datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cached = _SECOND = (sec, text)
+    return f"{cached[1]}.{us:06d}Z"
 
 
 def static_contexts() -> dict[str, Any]:
@@ -73,6 +94,8 @@ def breadcrumb_dict(b: Breadcrumb) -> dict[str, Any]:
 
 def bounded_tags(scope_tags: dict[str, str], tags: dict[str, Any] | None) -> dict[str, str]:
     """At most 64 tags, keys cut to 64 and values to 200 characters (the schema's bounds)."""
+    if not tags and not scope_tags:
+        return {}
     merged = dict(scope_tags)
     if tags:
         merged.update({str(k): str(v) for k, v in tags.items()})
@@ -84,6 +107,9 @@ def bounded_tags(scope_tags: dict[str, str], tags: dict[str, Any] | None) -> dic
     return out
 
 
+_SDK = {"name": SDK_NAME, "version": SDK_VERSION}  # shared by every event: never mutated
+
+
 class EventBuilder:
     def __init__(
         self,
@@ -93,13 +119,18 @@ class EventBuilder:
         rules: InAppRules,
         context_lines: int,
         contexts: dict[str, Any] | None = None,
+        scrub_line: Callable[[str], str] | None = None,
     ) -> None:
+        """``scrub_line``: when given, source context lines go through it once, when a frame
+        is first seen (frames are cached per code object and instruction)."""
         self.service = service
         self.environment = environment
         self.release = release
         self.rules = rules
         self.context_lines = context_lines
         self.contexts = contexts if contexts is not None else static_contexts()
+        self.scrub_line = scrub_line
+        self.frame_cache: FrameCache = {}
 
     def build(self, c: Capture) -> dict[str, Any]:
         event: dict[str, Any] = {
@@ -108,7 +139,7 @@ class EventBuilder:
             "level": c.level,
             "platform": "python",
             "service": self.service,
-            "sdk": {"name": SDK_NAME, "version": SDK_VERSION},
+            "sdk": _SDK,
         }
         if c.logger is not None:
             event["logger"] = str(c.logger)[:MAX_LOGGER]
@@ -121,6 +152,8 @@ class EventBuilder:
                     c.mechanism or {"type": "generic", "handled": True},
                     self.rules,
                     self.context_lines,
+                    self.frame_cache,
+                    self.scrub_line,
                 )
             }
         if c.fingerprint:
@@ -132,10 +165,10 @@ class EventBuilder:
             event["user"] = c.user
         if c.request:
             event["request"] = c.request
-        contexts = dict(self.contexts)
         if c.contexts:
-            contexts.update(c.contexts)
-        event["contexts"] = contexts
+            event["contexts"] = {**self.contexts, **c.contexts}
+        else:
+            event["contexts"] = self.contexts  # shared; scrubbing and trimming replace, not mutate
         if c.breadcrumbs:
             event["breadcrumbs"] = {"values": [breadcrumb_dict(b) for b in c.breadcrumbs]}
         if self.release is not None:

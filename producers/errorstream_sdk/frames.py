@@ -9,6 +9,7 @@ import linecache
 import os
 import sys
 import sysconfig
+from collections.abc import Callable
 from functools import lru_cache
 from types import CodeType
 from typing import Any
@@ -92,7 +93,14 @@ def column(code: CodeType, lasti: int) -> int | None:
     return None
 
 
-def build_frame(raw: RawFrame, rules: InAppRules, context_lines: int) -> dict[str, Any]:
+def frame_template(
+    raw: RawFrame,
+    rules: InAppRules,
+    context_lines: int,
+    scrub_line: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
+    """Everything in a frame but ``vars``: fixed by (code object, last instruction, module),
+    so it can be cached. Source context goes through ``scrub_line`` when given."""
     code = raw.code
     abs_path = code.co_filename
     frame: dict[str, Any] = {
@@ -109,16 +117,49 @@ def build_frame(raw: RawFrame, rules: InAppRules, context_lines: int) -> dict[st
     lines = linecache.getlines(abs_path) if not abs_path.startswith("<") else []
     idx = raw.lineno - 1
     if 0 <= idx < len(lines):
-        frame["context_line"] = lines[idx].strip("\r\n")
+        s = scrub_line or _same
+        frame["context_line"] = s(lines[idx].strip("\r\n"))
         if context_lines:
             frame["pre_context"] = [
-                ln.strip("\r\n") for ln in lines[max(0, idx - context_lines) : idx]
+                s(ln.strip("\r\n")) for ln in lines[max(0, idx - context_lines) : idx]
             ]
             frame["post_context"] = [
-                ln.strip("\r\n") for ln in lines[idx + 1 : idx + 1 + context_lines]
+                s(ln.strip("\r\n")) for ln in lines[idx + 1 : idx + 1 + context_lines]
             ]
     else:
         frame["context_line"] = None
+    return frame
+
+
+def _same(s: str) -> str:
+    return s
+
+
+FrameCache = dict[tuple[Any, ...], dict[str, Any]]
+FRAME_CACHE_SIZE = 2048
+
+
+def build_frame(
+    raw: RawFrame,
+    rules: InAppRules,
+    context_lines: int,
+    cache: FrameCache | None = None,
+    scrub_line: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
+    """A fresh frame dict. With ``cache`` (bounded; cleared when full) the fixed part is
+    computed once per (code object, last instruction, module); its context lists are
+    shared between events, so they are replaced, never mutated in place."""
+    if cache is None:
+        frame = frame_template(raw, rules, context_lines, scrub_line)
+    else:
+        key = (raw.code, raw.lasti, raw.lineno, raw.module)
+        template = cache.get(key)
+        if template is None:
+            template = frame_template(raw, rules, context_lines, scrub_line)
+            if len(cache) >= FRAME_CACHE_SIZE:
+                cache.clear()
+            cache[key] = template
+        frame = template.copy()
     if raw.vars is not None:
         frame["vars"] = raw.vars
     return frame
@@ -129,6 +170,8 @@ def build_exception_values(
     mechanism: dict[str, Any],
     rules: InAppRules,
     context_lines: int,
+    cache: FrameCache | None = None,
+    scrub_line: Callable[[str], str] | None = None,
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -136,7 +179,11 @@ def build_exception_values(
             "value": exc.value,
             "module": exc.module,
             "mechanism": dict(mechanism),
-            "stacktrace": {"frames": [build_frame(f, rules, context_lines) for f in exc.frames]},
+            "stacktrace": {
+                "frames": [
+                    build_frame(f, rules, context_lines, cache, scrub_line) for f in exc.frames
+                ]
+            },
         }
         for exc in chain
     ]

@@ -268,27 +268,31 @@ class KafkaTransport:
         """Process queued captures into one record batch per partition (``create_batch`` /
         ``send_batch``: no per-message ``send()`` coroutine), submitting a batch when it is
         full, every ``_BATCH_EVERY`` events and when the queue is empty."""
-        queue, process = self._queue, self._process
+        queue, process, retry = self._queue, self._process, self._retry
+        popleft = queue.popleft
+        cache = self._partition_cache
         batches: dict[int, tuple[Any, list[tuple[bytes, bytes]]]] = {}
         n = 0
         while not self._stopping:
-            if self._ready_retries():
-                _, key, value, attempt = self._retry.popleft()
+            if retry and retry[0][0] <= time.monotonic():
+                _, key, value, attempt = retry.popleft()
                 await self._send(key, value, attempt)
                 continue
             if not queue:
                 break
-            item = queue.popleft()
+            item = popleft()
             self._busy += 1
             try:
                 kv = process(item)
-                partition = await self._partition_for(kv[0]) if kv is not None else 0
+                if kv is None:
+                    self._busy -= 1
+                    continue
+                partition = cache.get(kv[0])
+                if partition is None:
+                    partition = await self._partition_for(kv[0])
             except Exception:
                 self._busy -= 1
                 self._stats.drop("internal_error")
-                continue
-            if kv is None:
-                self._busy -= 1
                 continue
             entry = batches.get(partition)
             if entry is None:
@@ -302,7 +306,8 @@ class KafkaTransport:
                     continue
             entry[1].append(kv)
             n += 1
-            if n % _BATCH_EVERY == 0:
+            if n == _BATCH_EVERY:
+                n = 0
                 for p, e in batches.items():
                     await self._submit(p, e)
                 batches.clear()

@@ -115,8 +115,14 @@ def encode_within(
     event: dict[str, Any], max_bytes: int, max_string: int
 ) -> tuple[bytes | None, bool]:
     """``(json_bytes or None if it cannot fit, truncated?)``"""
-    truncated = cap_strings(event, max_string)
     data = dumps(event)
+    n = len(data)
+    if n <= max_bytes and n <= max_string and n <= MAX_CONTEXT_LINE:
+        # common case, encoded once: no string in it is longer than the whole document
+        return data, False
+    truncated = cap_strings(event, max_string)
+    if truncated:
+        data = dumps(event)
     for step in STEPS:
         if len(data) <= max_bytes:
             return data, truncated

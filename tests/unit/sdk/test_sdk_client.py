@@ -243,3 +243,29 @@ def test_sdk_imports_without_pipeline_dependencies():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": ":".join(sys.path)})
+
+
+def test_rfc3339_matches_datetime():
+    import datetime
+    import random
+
+    from errorstream_sdk.event import rfc3339
+
+    rng = random.Random(7)
+    stamps = [rng.uniform(0, 4e9) for _ in range(2000)]
+    stamps += [1.7e9 + 0.9999996, 1.7e9 + 0.0000005, 1.7e9 + 0.5, 0.0, 59.9999999]
+    for ts in stamps:
+        want = datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert rfc3339(ts) == want, ts
+
+
+def test_event_ids_are_unique_uuid4_hex():
+    import uuid
+
+    from errorstream_sdk.client import new_event_id
+
+    ids = {new_event_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    for eid in list(ids)[:100]:
+        u = uuid.UUID(hex=eid)
+        assert u.version == 4 and u.variant == uuid.RFC_4122 and u.hex == eid

@@ -158,3 +158,29 @@ def test_deep_recursion_is_bounded(sdk, sent_events):
     errorstream_sdk.capture_exception(exc)
     [event] = sent_events(sdk)
     assert len(event["exception"]["values"][0]["stacktrace"]["frames"]) == 250
+
+
+def test_frame_cache_hands_out_independent_frames():
+    from errorstream_sdk.frames import build_frame
+
+    raw = extract_chain(_caught(level1))[0].frames[-1]
+    rules, cache = InAppRules(), {}
+    first = build_frame(raw, rules, 5, cache, scrub_line=str.upper)
+    plain = build_frame(raw, rules, 5)
+    assert first["pre_context"] == [line.upper() for line in plain["pre_context"]]
+    assert {k: v for k, v in first.items() if "context" not in k} == {
+        k: v for k, v in plain.items() if "context" not in k
+    }
+    assert first["context_line"] == '    RAISE VALUEERROR("INNERMOST")'  # scrubbed once
+    first.pop("pre_context")  # trimming an event must not reach the cached template
+    first["vars"] = {"x": "1"}
+    second = build_frame(raw, rules, 5, cache, scrub_line=str.upper)
+    assert second is not first and "pre_context" in second and "vars" not in second
+    assert len(cache) == 1
+
+
+def test_same_raise_site_twice_gives_identical_frames(sdk, sent_events):
+    for _ in range(2):
+        errorstream_sdk.capture_exception(_caught(level1))
+    a, b = sent_events(sdk)
+    assert a["exception"] == b["exception"]
