@@ -102,6 +102,8 @@ def sdk_run(bootstrap: str, topic: str, n: int) -> tuple[float, dict, int]:
     stats = errorstream_sdk.stats()
     errorstream_sdk.close(timeout=5)
     assert ok, stats
+    # a fast SDK that drops events is not fast: every capture must have been delivered
+    assert stats["sent"] == n + 1 and not any(stats["dropped"].values()), stats
     return elapsed, stats, len(sample[1]) if sample else 0
 
 
