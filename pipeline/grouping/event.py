@@ -240,6 +240,8 @@ def _exceptions(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[Exc
 
 
 def view_event(event: Any, overrides: InAppOverrides = ((), ())) -> EventView:
+    """The typed view of ``event``. Frames are read from the payload when first used, so the
+    payload must not be changed while the view is in use (``group_event`` uses it at once)."""
     if not isinstance(event, dict):
         event = {}
     get = event.get
