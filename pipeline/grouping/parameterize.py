@@ -117,11 +117,13 @@ _HAS_DIGIT = re.compile(r"\d").search
 # Without a digit only these patterns can replace anything (e-mail, URL, host name, path,
 # quoted string, bool); text with none of their characters is its own normalization.
 _MAY_CHANGE_WITHOUT_DIGIT = re.compile(r"[@./\\=]").search
-# Placeholders glued to hex digits, ":" or "." ("17a::<hex>", "<hex>::fe80"): the junctions
-# where replacing a neighbour can change what a look-ahead / look-behind of a pattern saw.
-# (Written to start with "<" or ">" so that the search only stops at those characters; it
-# finds what "(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.]" finds.)
-_GLUED_PLACEHOLDER = re.compile(r"<(?<=[0-9a-fA-F:.]<)[a-z]|>(?<=[a-z0-9]>)[\w:.]").search
+# Placeholders glued to hex digits, ":", "." or "-" ("17a::<hex>", "<hex>::fe80",
+# "<hex>-0xa"): the junctions where replacing a neighbour can change what a look-ahead /
+# look-behind of a pattern saw ("0xa-0xa": the second "-0xa" may start a match after
+# "<hex>" but not after "a"). (Written to start with "<" or ">" so that the search only
+# stops at those characters; it finds what "(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.-]"
+# finds.)
+_GLUED_PLACEHOLDER = re.compile(r"<(?<=[0-9a-fA-F:.]<)[a-z]|>(?<=[a-z0-9]>)[\w:.-]").search
 _PLACEHOLDER = {name: None if name in KEEP else f"<{name}>" for name, _ in BUILTIN_PATTERNS}
 _PLACEHOLDER["plain_int"] = "<int>"
 _GROUPS = [group for regex in (_ALL_PATTERNS, _NO_DIGIT_PATTERNS) for group in regex.groupindex]

@@ -198,7 +198,9 @@ def _reference_regex(with_digits):
 
 
 _REFERENCE = {True: _reference_regex(True), False: _reference_regex(False)}
-_REFERENCE_GLUED = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.]").search
+# (with "-" after ">": the one change made on purpose, so that "0xa-0xa" normalizes to a
+# fixed point - "<hex><hex>", not "<hex>-0xa" which itself normalizes to "<hex><hex>")
+_REFERENCE_GLUED = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.-]").search
 
 
 def _plain_sub(regex, text):
@@ -276,5 +278,11 @@ def test_normalization_equals_the_reference_on_examples(text):
 @settings(max_examples=1000, deadline=None)
 @given(st.text(alphabet="<>:.aAfFgz09_ -", max_size=20))
 def test_glued_placeholder_check_finds_what_the_plain_regex_finds(text):
-    plain = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.]")
+    plain = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.-]")
     assert bool(parameterize._GLUED_PLACEHOLDER(text)) == bool(plain.search(text))
+
+
+def test_a_placeholder_glued_to_a_minus_is_re_normalized():
+    # found by the idempotence property: "-0xa" can only start a match after "<hex>"
+    assert normalize_message("0xa-0xa") == "<hex><hex>"
+    assert normalize_message("<hex><hex>") == "<hex><hex>"
