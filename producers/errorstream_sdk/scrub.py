@@ -134,24 +134,30 @@ _AWS_PREFIX = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)")
 _DIGIT_BYTES = b"0123456789"
 _RUN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"  # [\w-], ASCII
 _MAX_SEPARATORS = 32
+_WINDOW = 64
 
 
 def _kv_candidate(low: str) -> bool:
     """Could the ``name=value`` rule match? Its name sits in the ``[\\w-]+`` run right before
-    an optional quote, optional whitespace and ``=`` or ``:``; look only there."""
+    an optional quote, optional whitespace and ``=`` or ``:``; look only there (within
+    ``_WINDOW`` characters; a run or gap reaching further back counts as a candidate)."""
+    seen = 0
     for sep in "=:":
-        if sep not in low:
-            continue
-        parts = low.split(sep)
-        if len(parts) > _MAX_SEPARATORS:
-            return True  # not worth it: let the rule's own regex decide
-        for part in parts[:-1]:
-            t = part.rstrip()
+        i = low.find(sep)
+        while i != -1:
+            seen += 1
+            if seen > _MAX_SEPARATORS:
+                return True  # not worth it: let the rule's own regex decide
+            start = i - _WINDOW if i > _WINDOW else 0
+            t = low[start:i].rstrip()
             if t[-1:] in ("'", '"'):
                 t = t[:-1]
-            run = t[len(t.rstrip(_RUN_CHARS)) :]
-            if run and _KV_GATE.search(run) is not None:
+            head = t.rstrip(_RUN_CHARS)
+            if start and not head:
                 return True
+            if len(head) < len(t) and _KV_GATE.search(t, len(head)) is not None:
+                return True
+            i = low.find(sep, i + 1)
     return False
 
 
@@ -170,7 +176,7 @@ def may_hold_secret(s: str) -> bool:
     if "A" in s and _AWS_PREFIX.search(s) is not None:  # AWS access key ids
         return True
     low = s.lower()
-    if "bearer" in low or "basic" in low or "token" in low:
+    if ("b" in low and ("bearer" in low or "basic" in low)) or ("k" in low and "token" in low):
         return True
     if ("=" in s or ":" in s) and _kv_candidate(low):
         return True

@@ -189,3 +189,7 @@ def test_precheck_passes_plain_text_and_catches_each_rule():
         "ſecret=x",  # non-ASCII: always the full rules
     ):
         assert may_hold_secret(secret), secret
+    # the name far back in a long run before the separator (beyond the look-back window)
+    long_name = "db_password" + "_x" * 60
+    assert S.scrub_string(f"{long_name}=hunter2 ok") == f"{long_name}=[Filtered] ok"
+    assert "hunter2" not in S.scrub_string(long_name + " " * 80 + ": hunter2")
