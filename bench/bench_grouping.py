@@ -9,7 +9,9 @@ measures events/s of ``orjson.loads`` alone (the baseline) and of ``orjson.loads
 
 Prints human-readable numbers, then one JSON line per figure (last lines of the output):
 ``events_per_s`` is the steady state of a long-running worker (caches warmed by other events
-of the same mix), ``events_per_s_cold_cache`` starts from empty caches. Best of ``--repeat``.
+of the same mix), ``events_per_s_cold_cache`` starts from empty caches (every memo of the
+grouping code: ``engine.clear_caches()``). Best of ``--repeat``. Every event has its own ids /
+numbers, so normalized messages are mostly cache misses even in the steady state.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def _rate(payloads: list[bytes], work) -> float:  # type: ignore[no-untyped-def]
 def measure(payloads: list[bytes], warmup: list[bytes], repeat: int) -> dict[str, float]:
     """Best of ``repeat`` runs each: loads alone; loads + grouping cold; and steady state.
 
-    cold:   all caches cleared before the run;
+    cold:   all caches cleared before the run (messages, frame views, frame parts, hashes);
     steady: caches warmed by a *different* set of events from the same mix (as a long-running
             worker's would be); per-event values (ids, hosts) in the measured set still miss.
     """
