@@ -141,10 +141,14 @@ def main() -> None:
         asyncio.run(create_topic(bootstrap, sdk_topic))
         asyncio.run(create_topic(bootstrap, bare_topic))
 
+        cpu0 = time.process_time()
         sdk_elapsed, stats, size = sdk_run(bootstrap, sdk_topic, args.n)
+        sdk_cpu = time.process_time() - cpu0
         settings = errorstream_sdk.config.settings_from({}, service="bench")
         values = [b"x" * size for _ in range(args.n)]
+        cpu0 = time.process_time()
         bare_elapsed = asyncio.run(bare_aiokafka(bootstrap, bare_topic, values, settings))
+        bare_cpu = time.process_time() - cpu0
 
     sdk_rate, bare_rate = args.n / sdk_elapsed, args.n / bare_elapsed
     compression = pick_compression(settings.compression)
@@ -155,6 +159,10 @@ def main() -> None:
     )
     print(f"SDK (capture_message -> flush):  {sdk_rate:,.0f} events/s ({sdk_elapsed:.2f} s)")
     print(f"bare aiokafka send loop:         {bare_rate:,.0f} events/s ({bare_elapsed:.2f} s)")
+    print(
+        f"process CPU per event (this process only; the broker is separate): SDK "
+        f"{sdk_cpu / args.n * 1e6:.1f} us, bare {bare_cpu / args.n * 1e6:.1f} us"
+    )
     print(f"SDK stats: sent {stats['sent']}, dropped {stats['dropped']}")
     print(
         json.dumps(
