@@ -133,44 +133,60 @@ class EventBuilder:
         self.frame_cache: FrameCache = {}
 
     def build(self, c: Capture) -> dict[str, Any]:
+        (
+            event_id,
+            timestamp,
+            level,
+            chain,
+            mechanism,
+            message,
+            logger,
+            fingerprint,
+            scope_tags,
+            tags,
+            user,
+            request,
+            breadcrumbs,
+            contexts,
+        ) = c
         event: dict[str, Any] = {
-            "event_id": c.event_id,
-            "timestamp": rfc3339(c.timestamp),
-            "level": c.level,
+            "event_id": event_id,
+            "timestamp": rfc3339(timestamp),
+            "level": level,
             "platform": "python",
             "service": self.service,
             "sdk": _SDK,
         }
-        if c.logger is not None:
-            event["logger"] = str(c.logger)[:MAX_LOGGER]
-        if c.message is not None:
-            event["message"] = c.message
-        if c.chain:
+        if logger is not None:
+            event["logger"] = str(logger)[:MAX_LOGGER]
+        if message is not None:
+            event["message"] = message
+        if chain:
             event["exception"] = {
                 "values": build_exception_values(
-                    c.chain,
-                    c.mechanism or {"type": "generic", "handled": True},
+                    chain,
+                    mechanism or {"type": "generic", "handled": True},
                     self.rules,
                     self.context_lines,
                     self.frame_cache,
                     self.scrub_line,
                 )
             }
-        if c.fingerprint:
+        if fingerprint:
             event["fingerprint"] = [
-                str(x)[:MAX_FINGERPRINT_PART] for x in c.fingerprint[:MAX_FINGERPRINT]
+                str(x)[:MAX_FINGERPRINT_PART] for x in fingerprint[:MAX_FINGERPRINT]
             ]
-        event["tags"] = bounded_tags(c.scope_tags, c.tags)
-        if c.user:
-            event["user"] = c.user
-        if c.request:
-            event["request"] = c.request
-        if c.contexts:
-            event["contexts"] = {**self.contexts, **c.contexts}
+        event["tags"] = bounded_tags(scope_tags, tags) if scope_tags or tags else {}
+        if user:
+            event["user"] = user
+        if request:
+            event["request"] = request
+        if contexts:
+            event["contexts"] = {**self.contexts, **contexts}
         else:
             event["contexts"] = self.contexts  # shared; scrubbing and trimming replace, not mutate
-        if c.breadcrumbs:
-            event["breadcrumbs"] = {"values": [breadcrumb_dict(b) for b in c.breadcrumbs]}
+        if breadcrumbs:
+            event["breadcrumbs"] = {"values": [breadcrumb_dict(b) for b in breadcrumbs]}
         if self.release is not None:
             event["release"] = self.release
         if self.environment is not None:

@@ -254,10 +254,11 @@ class Scrubber:
         are left as they are; ``source_scrubbed``: frame source context already went
         through ``scrub_string`` (``EventBuilder(scrub_line=...)``)."""
         s = self.scrub_string
-        message = event.get("message")
+        get = event.get
+        message = get("message")
         if isinstance(message, str):
             event["message"] = s(message)
-        exception = event.get("exception")
+        exception = get("exception")
         if exception:
             for exc in exception.get("values", ()):
                 if isinstance(exc.get("value"), str):
@@ -271,7 +272,7 @@ class Scrubber:
                             f["post_context"] = [s(x) for x in f["post_context"]]
                     if "vars" in f:
                         f["vars"] = self.scrub(f["vars"])
-        crumbs = event.get("breadcrumbs")
+        crumbs = get("breadcrumbs")
         if crumbs:
             for c in crumbs["values"]:
                 if isinstance(c.get("message"), str):
@@ -279,9 +280,10 @@ class Scrubber:
                 if c.get("data"):
                     c["data"] = self.scrub(c["data"])
         for key in ("request", "tags", "extra"):
-            if event.get(key):
-                event[key] = self.scrub(event[key])
-        contexts = event.get("contexts")
+            value = get(key)
+            if value:
+                event[key] = self.scrub(value)
+        contexts = get("contexts")
         if contexts and contexts is not trusted_contexts:
             trusted = trusted_contexts or {}
             event["contexts"] = {
