@@ -159,6 +159,12 @@ class ClickHouseSink:
         now = time.monotonic()
         self._apply_backpressure()
         wait = 0.1 if self.paused else min(self.batcher.wait_time(now), 0.25)
+        if wait <= 0 and len(self.inflight) >= self.settings.sink_max_inflight_inserts:
+            # A batch is due but every insert slot is busy: wait for the oldest insert.
+            # Polling with timeout 0 here never yields to the event loop, so the insert's
+            # completion is never delivered and the agents on the same loop starve.
+            await self._commit_done(wait=True)
+            return
         room = max(1, self.batcher.room())
         polled = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=room)
         now = time.monotonic()
