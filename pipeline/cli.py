@@ -34,17 +34,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from pipeline.progress import Progress
     from pipeline.storage import StorageError, open_backend
     from pipeline.storage.migrate import migrate
 
     settings = _settings(args)
     try:
         backend = open_backend(settings)
-        applied = migrate(
-            backend,
-            settings.retention_days,
-            progress=lambda m: print(f"  applied {m.version:04d}_{m.name}", file=sys.stderr),
-        )
+        with Progress("migrate", unit="migration", interval=0.0) as bar:
+            applied = migrate(
+                backend,
+                settings.retention_days,
+                progress=lambda m: bar.advance(1, note=f"applied {m.version:04d}_{m.name}"),
+            )
     except StorageError as exc:
         print(f"errorstream migrate: {exc}", file=sys.stderr)
         return 2
@@ -60,6 +62,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"{args.file}: OK")
         return 0
     settings = _settings(args)
+    if args.json:
+        print_json(settings.masked())
+        return 0
     for key, value in settings.masked().items():
         print(f"{key} = {value!r}")
     return 0
@@ -99,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="show the effective settings or check a file")
     p.add_argument("action", choices=["show", "check"])
     p.add_argument("file", nargs="?", help="with check: the file to validate")
+    p.add_argument("--json", action="store_true", help="with show: one JSON object")
     p.set_defaults(func=cmd_config)
 
     from pipeline.query_client import register as register_query

@@ -24,8 +24,21 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or invalid. The message names the key."""
 
 
-def _meta(help: str, *, secret: bool = False, minimum: float | None = None, choices=None):
-    return {"help": help, "secret": secret, "minimum": minimum, "choices": choices}
+def _meta(
+    help: str,
+    *,
+    secret: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices=None,
+):
+    return {
+        "help": help,
+        "secret": secret,
+        "minimum": minimum,
+        "maximum": maximum,
+        "choices": choices,
+    }
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,13 @@ class Settings:
         ),
     )
     clickhouse_database: str = field(default="errorstream", metadata=_meta("database name"))
+    clickhouse_cluster: str = field(
+        default="",
+        metadata=_meta(
+            "ClickHouse cluster name: migrations create Replicated tables ON CLUSTER plus "
+            "Distributed tables over them (pipeline/storage/cluster.py); empty = one node"
+        ),
+    )
     clickhouse_path: str = field(
         default="", metadata=_meta("chDB data folder; empty = <data_dir>/clickhouse")
     )
@@ -149,13 +169,27 @@ class Settings:
     )
     # --- HTTP --------------------------------------------------------------------------
     web_host: str = field(default="127.0.0.1", metadata=_meta("worker HTTP bind address"))
-    web_port: int = field(default=6066, metadata=_meta("worker HTTP port", minimum=1))
+    web_port: int = field(
+        default=6066, metadata=_meta("worker HTTP port", minimum=1, maximum=65535)
+    )
     api_url: str = field(
         default="", metadata=_meta("query API used by the CLI; empty = http://web_host:web_port")
     )
     api_token: str = field(
         default="",
         metadata=_meta("bearer token required by the query API when set", secret=True),
+    )
+    # --- operations ------------------------------------------------------------------
+    shutdown_timeout: float = field(
+        default=30.0,
+        metadata=_meta(
+            "seconds SIGTERM may take to drain, flush the sink and commit before a hard exit",
+            minimum=1.0,
+        ),
+    )
+    lag_interval: float = field(
+        default=5.0,
+        metadata=_meta("seconds between consumer-lag and table-size measurements", minimum=0.1),
     )
     # --- logs --------------------------------------------------------------------------
     log_level: str = field(
@@ -220,6 +254,8 @@ def _coerce(key: str, source: str, raw: Any, f: dataclasses.Field) -> Any:
         raise ConfigError(f"{source}: expected {kind}, got {raw!r}") from None
     if meta.get("minimum") is not None and value < meta["minimum"]:
         raise ConfigError(f"{source}: must be >= {meta['minimum']}, got {raw!r}")
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        raise ConfigError(f"{source}: must be <= {meta['maximum']}, got {raw!r}")
     if meta.get("choices"):
         if typ is str:
             value = value.upper() if key == "log_level" else value.lower()
@@ -249,9 +285,12 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):  # [kafka] bootstrap = ... → kafka_bootstrap
             for sub, subvalue in value.items():
-                flat[f"{key}_{sub}"] = subvalue
+                name = f"{key}_{sub}"
+                if name not in _FIELDS:
+                    raise ConfigError(f"config file {p}: unknown key '{key}.{sub}'")
+                flat[name] = subvalue
         else:
-            flat[key] = value
+            flat[str(key)] = value
     return flat
 
 
@@ -297,6 +336,10 @@ def _validate(s: Settings) -> None:
     if not s.clickhouse_database.replace("_", "").isalnum():
         raise ConfigError(
             f"clickhouse_database: only letters, digits and _ allowed, got {s.clickhouse_database!r}"
+        )
+    if s.clickhouse_cluster and not s.clickhouse_cluster.replace("_", "").isalnum():
+        raise ConfigError(
+            f"clickhouse_cluster: only letters, digits and _ allowed, got {s.clickhouse_cluster!r}"
         )
     if not s.table_store.startswith(("memory://", "rocksdb://", "rocksdict://")):
         raise ConfigError(

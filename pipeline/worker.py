@@ -1,5 +1,19 @@
 """Run the worker: preflight (Kafka, topics, ClickHouse, migrations), then the faust worker
-with two more services beside the agents — the ClickHouse sink and the HTTP API.
+with three more services beside the agents — the ClickHouse sink, the HTTP API and the lag
+monitor.
+
+Start order: API → lag monitor → sink → faust app (consumer, producer, tables, agents).
+Stop order on SIGTERM/SIGINT (``PipelineWorker.on_stop`` runs before mode stops children):
+
+    1. readiness turns false ("stopping"), the API keeps answering
+    2. the sink drains: its pending batch is inserted and its offsets committed, while the
+       app's producer — which carries the sink's dead letters — is still up
+       (mode's default would cancel the sink's task instead: no final flush)
+    3. the faust app stops: agents finish the events in flight, the consumer commits
+    4. the lag monitor and the API stop
+
+The whole stop must finish within ``shutdown_timeout`` seconds; past it a watchdog thread
+logs what happened and exits with code 3 (whatever was not committed is replayed).
 
 Preflight failures print one line naming what and where, and the process exits 2.
 """
@@ -8,10 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+import threading
 import time
+from typing import Any
 
 import faust
+import orjson
 from aiohttp import web
 from mode import Service
 
@@ -19,7 +37,8 @@ from pipeline.api import build_api
 from pipeline.app import Pipeline, create_app
 from pipeline.grouping import GroupingConfig
 from pipeline.kafka_local import KafkaUnavailable, wait_for_kafka_async
-from pipeline.logs import configure_logging
+from pipeline.lag import LagMonitor
+from pipeline.logs import configure_logging, dead_letter_context
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.sinks.clickhouse import ClickHouseSink
@@ -29,28 +48,52 @@ from pipeline.topics import ensure_topics
 
 log = logging.getLogger("errorstream.worker")
 
+EXIT_SHUTDOWN_TIMEOUT = 3
+
 
 class PreflightError(RuntimeError):
     """Something the worker needs is missing or unreachable; the message says what and where."""
 
 
 class SinkService(Service):
-    """Runs the ClickHouse sink inside the worker; stopping it flushes and commits."""
+    """Runs the ClickHouse sink; stopping it waits for the sink's own drain (insert + commit)."""
 
-    def __init__(self, sink: ClickHouseSink, **kwargs) -> None:
+    def __init__(self, sink: ClickHouseSink, drain_timeout: float, **kwargs: Any) -> None:
         self.sink = sink
+        self.drain_timeout = drain_timeout
+        self._task: asyncio.Future | None = None
         super().__init__(**kwargs)
 
-    @Service.task
+    async def on_start(self) -> None:
+        # Not a @Service.task: mode cancels those right after on_stop, before they drain.
+        self._task = asyncio.ensure_future(self._run())
+
     async def _run(self) -> None:
-        await self.sink.run()
+        try:
+            await self.sink.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("ClickHouse sink crashed")
+            await self.crash(exc)
 
     async def on_stop(self) -> None:
         self.sink.stop()
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait({self._task}, timeout=self.drain_timeout)
+        if done:
+            log.info("sink stopped after its final drain")
+        else:
+            log.error(
+                "sink did not drain within %.1fs; uncommitted rows will be replayed",
+                self.drain_timeout,
+            )
+            self._task.cancel()
 
 
 class ApiService(Service):
-    def __init__(self, app: web.Application, host: str, port: int, **kwargs) -> None:
+    def __init__(self, app: web.Application, host: str, port: int, **kwargs: Any) -> None:
         self.web_app = app
         self.host, self.port = host, port
         self.runner: web.AppRunner | None = None
@@ -69,6 +112,56 @@ class ApiService(Service):
     async def on_stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
+
+
+class PipelineWorker(faust.Worker):
+    """faust.Worker that leaves logging to ``pipeline.logs``, shows no spinner, drains the
+    sink before the app stops, and enforces ``shutdown_timeout``."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        *services: Service,
+        sink: SinkService,
+        shutdown_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            app,
+            *services,
+            sink,
+            quiet=True,  # no banner on stdout
+            override_logging=False,  # keep our root handler; no mode handlers or redirects
+            redirect_stdouts=False,
+            **kwargs,
+        )
+        self.spinner = None  # its cursor escape codes ("\x1b[?25l") would land in log files
+        self.sink_service = sink
+        self.shutdown_timeout = shutdown_timeout
+        self.stopping = False
+        self._watchdog: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self._watchdog is None:
+            log.info("%s: draining (at most %.0fs)", signal.name, self.shutdown_timeout)
+            self._watchdog = threading.Timer(self.shutdown_timeout, self._deadline_passed)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+        super()._schedule_shutdown(signal)
+
+    def _deadline_passed(self) -> None:
+        log.error(
+            "shutdown took longer than shutdown_timeout=%.1fs; exiting now "
+            "(events not committed yet will be processed again by the next owner)",
+            self.shutdown_timeout,
+        )
+        logging.shutdown()
+        os._exit(EXIT_SHUTDOWN_TIMEOUT)
+
+    async def on_stop(self) -> None:
+        self.stopping = True
+        await self.sink_service.stop()  # before the app: its producer carries dead letters
+        await super().on_stop()
 
 
 async def preflight_kafka(settings: Settings) -> None:
@@ -92,7 +185,9 @@ def open_storage(settings: Settings) -> Backend:
     return backend
 
 
-def readiness_checks(pipeline: Pipeline, sink: ClickHouseSink):
+def readiness_checks(pipeline: Pipeline, sink: ClickHouseSink, worker_ref: list):
+    """/readyz: partitions assigned, every table recovered (first recovery done and no
+    rebalance recovery running), the sink's last insert worked, and not shutting down."""
     app = pipeline.app
 
     def checks() -> dict[str, bool]:
@@ -100,8 +195,15 @@ def readiness_checks(pipeline: Pipeline, sink: ClickHouseSink):
             assigned = bool(app.consumer.assignment())
         except Exception:  # not started yet
             assigned = False
-        recovered = app.tables.recovery.completed.is_set()
-        return {"kafka": assigned, "tables_recovered": recovered, "sink_writable": sink.healthy}
+        recovery = app.tables.recovery
+        recovered = recovery.completed.is_set() and not recovery.in_recovery
+        worker = worker_ref[0] if worker_ref else None
+        return {
+            "kafka": assigned,
+            "tables_recovered": recovered,
+            "sink_writable": sink.healthy,
+            "not_stopping": worker is not None and not worker.stopping,
+        }
 
     return checks
 
@@ -111,6 +213,21 @@ def issues_view(pipeline: Pipeline):
         return pipeline.issue_snapshots()
 
     return view
+
+
+def logged_dead_letters(send):
+    """Wrap the dead-letter callback: each record is also logged with its source offset."""
+    dlq_log = logging.getLogger("errorstream.dlq")
+
+    async def send_and_log(value: bytes) -> None:
+        await send(value)
+        try:
+            context = dead_letter_context(orjson.loads(value))
+        except (orjson.JSONDecodeError, AttributeError):
+            context = {}
+        dlq_log.warning("record sent to the dead-letter topic", extra=context)
+
+    return send_and_log
 
 
 def run_worker(settings: Settings) -> int:
@@ -126,22 +243,27 @@ def run_worker(settings: Settings) -> int:
     metrics = Metrics()
     grouping = GroupingConfig(version=settings.grouping_version)
     pipeline = create_app(settings, metrics, grouping)
-    sink = ClickHouseSink(settings, backend, metrics, pipeline.send_dead_letter)
+    sink = ClickHouseSink(
+        settings, backend, metrics, logged_dead_letters(pipeline.send_dead_letter)
+    )
+    worker_ref: list[PipelineWorker] = []
     api = build_api(
         backend,
         metrics,
-        readiness_checks(pipeline, sink),
+        readiness_checks(pipeline, sink, worker_ref),
         api_token=settings.api_token,
         issues_view=issues_view(pipeline),
     )
-    worker = faust.Worker(
+    worker = PipelineWorker(
         pipeline.app,
-        SinkService(sink),
         ApiService(api, settings.web_host, settings.web_port),
+        LagMonitor(settings, metrics, pipeline.tables),
+        sink=SinkService(sink, drain_timeout=settings.shutdown_timeout),
+        shutdown_timeout=settings.shutdown_timeout,
         loglevel=settings.log_level,
         loop=loop,
-        quiet=True,
     )
+    worker_ref.append(worker)
     started = time.time()
     try:
         worker.execute_from_commandline()
