@@ -46,6 +46,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
                 backend,
                 settings.retention_days,
                 progress=lambda m: bar.advance(1, note=f"applied {m.version:04d}_{m.name}"),
+                cluster=settings.clickhouse_cluster,
             )
     except StorageError as exc:
         print(f"errorstream migrate: {exc}", file=sys.stderr)

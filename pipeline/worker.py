@@ -179,7 +179,7 @@ def open_storage(settings: Settings) -> Backend:
     where = settings.clickhouse_url and "the configured server" or settings.chdb_path
     try:
         backend = open_backend(settings)
-        migrate(backend, settings.retention_days)
+        migrate(backend, settings.retention_days, cluster=settings.clickhouse_cluster)
     except StorageError as exc:
         raise PreflightError(f"ClickHouse at {where}: {exc}") from None
     return backend

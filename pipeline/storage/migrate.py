@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.storage.backend import Backend
+from pipeline.storage.cluster import to_cluster
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -62,15 +63,20 @@ def applied_versions(backend: Backend) -> set[int]:
     return {int(r["version"]) for r in rows}
 
 
-def migrate(backend: Backend, retention_days: int = 90, progress=None) -> list[Migration]:
-    """Apply the pending migrations in order; returns the ones applied now."""
+def migrate(
+    backend: Backend, retention_days: int = 90, progress=None, cluster: str = ""
+) -> list[Migration]:
+    """Apply the pending migrations in order; returns the ones applied now. With ``cluster``,
+    each statement is applied in its cluster variant (``pipeline/storage/cluster.py``)."""
     done = applied_versions(backend)
     applied = []
     for migration in load_migrations():
         if migration.version in done:
             continue
         for statement in migration.statements:
-            backend.command(render(statement, backend.database, retention_days))
+            sql = render(statement, backend.database, retention_days)
+            for each in to_cluster(sql, cluster) if cluster else [sql]:
+                backend.command(each)
         backend.insert(
             "schema_migrations",
             ["version", "name", "applied_at"],
@@ -79,7 +85,8 @@ def migrate(backend: Backend, retention_days: int = 90, progress=None) -> list[M
         applied.append(migration)
         if progress:
             progress(migration)
-    apply_retention(backend, retention_days)
+    if not cluster:  # on a cluster the TTL comes from the migration; see docs/scaling.md
+        apply_retention(backend, retention_days)
     return applied
 
 
