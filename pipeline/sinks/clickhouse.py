@@ -41,6 +41,7 @@ log = logging.getLogger("errorstream.sink")
 
 DRAIN_TIMEOUT = 15.0  # seconds a stop or a revocation waits for inserts before giving up
 FIRST_BACKOFF = 0.05
+PAUSED_POLL = 0.1  # seconds getmany waits while paused (it must be called to stay in the group)
 
 
 class SinkBackpressure(Exception):
@@ -157,14 +158,13 @@ class ClickHouseSink:
     async def _step(self) -> None:
         assert self.consumer is not None
         now = time.monotonic()
-        self._apply_backpressure()
-        wait = 0.1 if self.paused else min(self.batcher.wait_time(now), 0.25)
-        if wait <= 0 and len(self.inflight) >= self.settings.sink_max_inflight_inserts:
-            # A batch is due but every insert slot is busy: wait for the oldest insert.
-            # Polling with timeout 0 here never yields to the event loop, so the insert's
-            # completion is never delivered and the agents on the same loop starve.
-            await self._commit_done(wait=True)
-            return
+        self._apply_backpressure(now)
+        # Paused: poll with a real timeout. A batch that is due while every slot is busy
+        # pauses too, so getmany never spins with timeout 0 (that never yields to the loop:
+        # the insert's completion would not be delivered and the agents would starve), and
+        # it is still called, so the consumer stays in its group however long ClickHouse
+        # takes (max_poll_interval_ms counts from the last getmany).
+        wait = PAUSED_POLL if self.paused else min(self.batcher.wait_time(now), 0.25)
         room = max(1, self.batcher.room())
         polled = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=room)
         now = time.monotonic()
@@ -175,13 +175,15 @@ class ClickHouseSink:
         if len(self.inflight) < self.settings.sink_max_inflight_inserts:
             if (batch := self.batcher.take_if_due(now)) is not None:
                 self._submit(batch)
+        elif not polled and not self.paused:
+            await asyncio.sleep(0)  # let finished inserts report even if getmany did not wait
 
-    def _apply_backpressure(self) -> None:
-        """Pause fetching while every insert slot is busy and the next batch is full."""
+    def _apply_backpressure(self, now: float) -> None:
+        """Pause fetching while every insert slot is busy and the next batch is full or
+        due; resume as soon as a slot frees."""
         assert self.consumer is not None
-        full = (
-            len(self.inflight) >= self.settings.sink_max_inflight_inserts
-            and self.batcher.room() <= 0
+        full = len(self.inflight) >= self.settings.sink_max_inflight_inserts and (
+            self.batcher.room() <= 0 or self.batcher.due(now)
         )
         if full and not self.paused:
             self.consumer.pause(*self.consumer.assignment())
