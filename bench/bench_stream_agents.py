@@ -1,0 +1,244 @@
+"""Benchmark: the stateful stream stage (issues agent, all tables, dedup, alert rules on).
+
+On a local broker (``ERRORSTREAM_BENCH_KAFKA_BOOTSTRAP`` or a fresh one), one real worker:
+
+1. throughput: N enriched records pre-produced onto the by-fingerprint topic, then the worker
+   started; events/s counted through its issue state, next to a bare aiokafka consume loop over
+   the same topic in the same run (the ceiling of any Python consumer here);
+2. changelog messages written per event (end offsets of the changelog topics / N);
+3. alert latency: new fingerprints produced to the ingest topic under a steady background
+   load, time from produce to the new_issue alert read from the alerts topic (p50, p99).
+
+Prints human-readable lines, then one JSON line per figure. Never fails on a timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.grouping import GroupingConfig  # noqa: E402
+from pipeline.kafka_local import default_cache_dir, start_on_free_ports  # noqa: E402
+from pipeline.settings import load_settings  # noqa: E402
+from pipeline.stages.decode import decode_event  # noqa: E402
+from pipeline.stages.fingerprint import enrich  # noqa: E402
+from pipeline.topics import ensure_topics  # noqa: E402
+from tests.integration.harness import WorkerProcess, pipeline_env  # noqa: E402
+
+N = int(os.environ.get("BENCH_EVENTS", "60000"))
+BACKGROUND_RATE = 2000
+ALERT_SAMPLES = 40
+
+
+def raw_event(i: int, kind: str, ts: float) -> dict:
+    return {
+        "event_id": f"{i:032x}",
+        "timestamp": ts,
+        "service": f"svc{i % 5}",
+        "level": "error",
+        "platform": "python",
+        "release": "app@1.0.0",
+        "environment": "bench",
+        "user": {"id": f"u{i % 500}"},
+        "exception": {"values": [{"type": kind, "value": f"boom {i}", "module": "app"}]},
+    }
+
+
+def enriched(i: int, ts: float, config: GroupingConfig) -> tuple[bytes, bytes]:
+    decoded = decode_event(orjson.dumps(raw_event(i, f"Err{i % 200}", ts)))
+    record = enrich(decoded, config, received_at=ts)
+    return record["_meta"]["fingerprint"].encode(), orjson.dumps(record)
+
+
+async def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def bare_consume(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    n, started = 0, None
+    try:
+        while n < expected:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for messages in batch.values():
+                if started is None:
+                    started = time.perf_counter()
+                for m in messages:
+                    orjson.loads(m.value)
+                    n += 1
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topics: list[str]) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        total = 0
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in parts]
+            if tps:
+                total += sum((await consumer.end_offsets(tps)).values())
+        return total
+    finally:
+        await consumer.stop()
+
+
+def worker_throughput(worker: WorkerProcess, total: int) -> float:
+    def counted() -> int:
+        return sum(i["count"] for i in worker.get("/api/state/issues")["issues"])
+
+    t0, c0 = None, 0
+    deadline = time.monotonic() + float(os.environ.get("BENCH_MAX_SECONDS", "120"))
+    while time.monotonic() < deadline:
+        c = counted()
+        if t0 is None and c > 0:
+            t0, c0 = time.perf_counter(), c
+        if c >= total:
+            return (c - c0) / (time.perf_counter() - t0)
+        time.sleep(0.05)
+    # not done by the deadline: the rate over what was counted (never a silent zero)
+    return (c - c0) / (time.perf_counter() - t0) if t0 is not None else 0.0
+
+
+async def alert_latency(env: dict) -> list[float]:
+    bootstrap = env["ERRORSTREAM_KAFKA_BOOTSTRAP"]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    consumer = AIOKafkaConsumer(env["ERRORSTREAM_TOPIC_ALERTS"], bootstrap_servers=bootstrap)
+    await producer.start()
+    await consumer.start()
+    await consumer.seek_to_end()
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def background() -> None:
+        i = 10_000_000
+        now = time.time()
+        while not stop.is_set():
+            tick = time.perf_counter()
+            for _ in range(BACKGROUND_RATE // 20):
+                i += 1
+                await producer.send(
+                    env["ERRORSTREAM_TOPIC_EVENTS"],
+                    orjson.dumps(raw_event(i, f"Err{i % 200}", now)),
+                )
+            await asyncio.sleep(max(0.0, 0.05 - (time.perf_counter() - tick)))
+
+    async def probes() -> None:
+        for k in range(ALERT_SAMPLES):
+            await asyncio.sleep(0.5)
+            event = raw_event(20_000_000 + k, f"Probe{k}Error", time.time())
+            sent[f"{20_000_000 + k:032x}"] = time.perf_counter()
+            await producer.send(env["ERRORSTREAM_TOPIC_EVENTS"], orjson.dumps(event))
+
+    async def read() -> None:
+        deadline = time.monotonic() + ALERT_SAMPLES * 0.5 + 30
+        while len(latencies) < ALERT_SAMPLES and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                for m in messages:
+                    alert = orjson.loads(m.value)
+                    t = sent.get(alert.get("event_id", ""))
+                    if alert["kind"] == "new_issue" and t is not None:
+                        latencies.append(time.perf_counter() - t)
+
+    bg = asyncio.create_task(background())
+    await asyncio.gather(probes(), read())
+    stop.set()
+    await bg
+    await producer.stop()
+    await consumer.stop()
+    return latencies
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+    broker = None
+    bootstrap = os.environ.get("ERRORSTREAM_BENCH_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        broker = start_on_free_ports(tmp / "kafka", cache_dir=default_cache_dir())
+        bootstrap = broker.bootstrap
+    figures = []
+    try:
+        env = pipeline_env(bootstrap, tmp / "data", partitions=2)
+        config = GroupingConfig()
+        now = time.time()
+        asyncio.run(ensure_topics(load_settings(env=env)))  # the worker's partition count
+        items = [enriched(i, now - 3600 + i * 3600 / N, config) for i in range(N)]
+        asyncio.run(produce(bootstrap, env["ERRORSTREAM_TOPIC_BY_FINGERPRINT"], items))
+        bare = asyncio.run(bare_consume(bootstrap, env["ERRORSTREAM_TOPIC_BY_FINGERPRINT"], N))
+        worker = WorkerProcess(env, tmp / "worker.log").start()
+        try:
+            rate = worker_throughput(worker, N)
+            changelogs = [
+                f"{env['ERRORSTREAM_APP_ID']}-{t}-changelog"
+                for t in ("issues", "services", "minutes", "dedup", "aliases")
+            ]
+            per_event = asyncio.run(end_offsets(bootstrap, changelogs)) / N
+            latencies = sorted(asyncio.run(alert_latency(env)))
+        finally:
+            worker.stop()
+    finally:
+        if broker is not None:
+            broker.stop()
+    p50 = statistics.median(latencies) if latencies else float("nan")
+    p99 = (
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        if latencies
+        else float("nan")
+    )
+    print(f"events:                     {N} enriched records, 200 fingerprints, 5 services")
+    print(f"bare aiokafka consume loop: {bare:,.0f} events/s")
+    print(f"issues agent (one worker):  {rate:,.0f} events/s ({rate / bare:.1%} of bare)")
+    print(f"changelog messages / event: {per_event:.2f}")
+    print(
+        f"alert latency (new_issue, {BACKGROUND_RATE}/s background): p50 {p50 * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms over {len(latencies)} probes"
+    )
+    figures = [
+        ("throughput", rate, "events/s", bare),
+        ("changelog_messages_per_event", per_event, "messages", None),
+        ("alert_latency_p50", p50, "s", None),
+        ("alert_latency_p99", p99, "s", 1.0),
+    ]
+    for figure, value, unit, baseline in figures:
+        ratio = (value / baseline) if baseline else None
+        line = {
+            "bench": "stream_agents",
+            "figure": figure,
+            "value": round(value, 4),
+            "unit": unit,
+            "baseline": round(baseline, 4) if baseline else None,
+            "ratio": round(ratio, 4) if ratio else None,
+        }
+        print(orjson.dumps(line).decode())
+
+
+if __name__ == "__main__":
+    main()
