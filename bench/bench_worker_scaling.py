@@ -30,6 +30,8 @@ from pipeline.progress import Progress  # noqa: E402
 from tests.integration.harness import WorkerProcess, pipeline_env  # noqa: E402
 from tests.integration.test_pipeline_e2e import make_events, produce  # noqa: E402
 
+STALL_TIMEOUT = 300.0  # seconds: a run that has not finished by then is reported, not waited on
+
 
 def scrape_total(worker: WorkerProcess, name: str) -> float:
     with urllib.request.urlopen(f"{worker.api}/metrics", timeout=10) as r:
@@ -43,7 +45,13 @@ def scrape_total(worker: WorkerProcess, name: str) -> float:
 
 def run(bootstrap: str, n_workers: int, payloads: list[bytes], root: Path) -> dict:
     root.mkdir(parents=True, exist_ok=True)
-    env = pipeline_env(bootstrap, root / "data-0", partitions=4, log_format="json")
+    env = pipeline_env(
+        bootstrap,
+        root / "data-0",
+        partitions=4,
+        log_format="json",
+        fingerprint_limit_per_minute=1_000_000,  # store every body: stored == produced
+    )
     workers = []
     for i in range(n_workers):
         (port,) = free_ports(1)
@@ -66,6 +74,10 @@ def run(bootstrap: str, n_workers: int, payloads: list[bytes], root: Path) -> di
         with Progress(f"{n_workers} worker(s)", total=n, unit="event", interval=2.0) as bar:
             processed = 0.0
             while processed < n:
+                if time.monotonic() - started > STALL_TIMEOUT:
+                    raise SystemExit(
+                        f"{n_workers} worker(s): {processed:.0f}/{n} processed after {STALL_TIMEOUT}s"
+                    )
                 processed = sum(
                     scrape_total(w, "errorstream_issues_events_processed_total") for w in workers
                 )
@@ -74,6 +86,10 @@ def run(bootstrap: str, n_workers: int, payloads: list[bytes], root: Path) -> di
             processed_s = time.monotonic() - started
             stored = 0.0
             while stored < n:
+                if time.monotonic() - started > STALL_TIMEOUT:
+                    raise SystemExit(
+                        f"{n_workers} worker(s): {stored:.0f}/{n} stored after {STALL_TIMEOUT}s"
+                    )
                 stored = sum(
                     scrape_total(w, 'errorstream_sink_rows_inserted_total{table="events"}')
                     for w in workers
@@ -111,10 +127,9 @@ def main() -> int:
         try:
             for k in (int(x) for x in args.workers.split(",")):
                 results.append(run(broker.bootstrap, k, payloads, root / f"run-{k}"))
+                print(json.dumps(results[-1]), flush=True)  # each line as soon as it is known
         finally:
             broker.stop()
-    for r in results:
-        print(json.dumps(r))
     return 0
 
 
