@@ -83,7 +83,9 @@ class Settings:
     )
     issues_batch_size: int = field(
         default=500,
-        metadata=_meta("events the issues agent processes per batch (state written once)", minimum=1),
+        metadata=_meta(
+            "events the issues agent processes per batch (state written once)", minimum=1
+        ),
     )
     issues_batch_time: float = field(
         default=0.05,
