@@ -36,7 +36,7 @@ from pipeline.topics import ensure_topics  # noqa: E402
 from tests.integration.harness import WorkerProcess, pipeline_env  # noqa: E402
 
 N = int(os.environ.get("BENCH_EVENTS", "60000"))
-BACKGROUND_RATE = 2000
+BACKGROUND_RATE = int(os.environ.get("BENCH_BACKGROUND_RATE", "2000"))
 ALERT_SAMPLES = 40
 
 
