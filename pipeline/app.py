@@ -26,16 +26,12 @@ Stages are pure functions in ``pipeline/stages``; agents decode, call them, and 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import orjson
-from faust.streams import _current_event, current_event
 
 from pipeline.control import COMMAND_MARKER, CommandError, validate_command
 from pipeline.grouping import GroupingConfig
@@ -53,10 +49,7 @@ from pipeline.stages.dedup import EvictionQueue, should_apply
 from pipeline.stages.fingerprint import enrich
 from pipeline.stages.issues import apply_command, merge_states
 from pipeline.stages.rules import StreamRules
-from pipeline.stages.state_cache import TableCache
 from pipeline.stages.windows import minute_of
-
-log = logging.getLogger("errorstream.agents")
 
 MINUTE_COUNTS_RETENTION = 24 * 60  # minutes an exact per-minute counter is kept
 
@@ -119,9 +112,7 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
         web_enabled=False,  # the worker serves its own HTTP API (pipeline/api.py)
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_linger_ms=2,
-        producer_max_batch_size=1024 * 1024,
-        producer_max_request_size=4 * 1024 * 1024,
+        producer_linger_ms=5,
         producer_compression_type=None,
         producer_metadata_max_age_ms=10_000,
         consumer_metadata_max_age_ms=10_000,
@@ -204,40 +195,30 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
                     key=command["fingerprint"].encode(), value=value, partition=p
                 )
 
-    # Batch-local views of the tables: reads and writes of one batch go through them and
-    # each changed key is written to its table (one changelog message) once per batch.
-    cache = {name: TableCache(t, current_event) for name, t in pipeline.tables.items()}
-
-    def enter_event(event: Any) -> None:  # table writes go to the partition of this event
-        _current_event.set(weakref.ref(event) if event is not None else None)
-
-    c_issues, c_services, c_minutes = cache["issues"], cache["services"], cache["minutes"]
-    c_dedup, c_aliases = cache["dedup"], cache["aliases"]
-
     async def emit_issue_state(fingerprint: str, issue: dict) -> None:
         value = orjson.dumps({"_kind": "issue_state", "issue": issue})
-        await topics["processed"].send(key=fingerprint.encode(), value=value, force=True)
+        await topics["processed"].send(key=fingerprint.encode(), value=value)
 
     async def handle_command(command: dict, offset: int) -> None:
-        fp = resolve_alias(c_aliases, command["fingerprint"]) or command["fingerprint"]
-        state = c_issues.get(fp)
+        fp = resolve_alias(aliases, command["fingerprint"]) or command["fingerprint"]
+        state = issues.get(fp)
         if state is None or not should_apply(state, offset):
             return  # another partition owns it, or a replay of an applied command
         if command["command"] == "merge":
-            into = resolve_alias(c_aliases, command["into"]) or command["into"]
-            target = c_issues.get(into)
+            into = resolve_alias(aliases, command["into"]) or command["into"]
+            target = issues.get(into)
             if target is None or into == fp:
                 return
             merged = merge_states(target, state, offset)
             gone = {**state["issue"], "merged_into": into, "version": state["issue"]["version"] + 1}
-            c_issues[into] = merged
-            c_aliases[fp] = into
-            del c_issues[fp]
+            issues[into] = merged
+            aliases[fp] = into
+            del issues[fp]
             await emit_issue_state(into, merged["issue"])
             await emit_issue_state(fp, gone)
         else:
             new = apply_command(state, command, offset)
-            c_issues[fp] = new
+            issues[fp] = new
             await emit_issue_state(fp, new["issue"])
         metrics.commands_applied.labels(command["command"]).inc()
 
@@ -245,111 +226,85 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
         """The state key of an event: an alias (merge, grouping transition) wins; an unknown
         primary fingerprint joins an issue known under one of its secondary fingerprints."""
         fp = meta["fingerprint"]
-        target = resolve_alias(c_aliases, fp)
+        target = resolve_alias(aliases, fp)
         if target is not None:
-            return target, c_issues.get(target)
-        state = c_issues.get(fp)
+            return target, issues.get(target)
+        state = issues.get(fp)
         if state is None:
             for secondary in meta.get("secondary_fingerprints") or ():
-                sec = resolve_alias(c_aliases, secondary) or secondary
-                known = c_issues.get(sec)
+                sec = resolve_alias(aliases, secondary) or secondary
+                known = issues.get(sec)
                 if known is not None:
-                    c_aliases[fp] = sec
+                    aliases[fp] = sec
                     return sec, known
         return fp, state
 
-    async def process_one(event, deliveries: list) -> None:
-        started = time.perf_counter()
-        msg = event.message
-        offset, partition = msg.offset, msg.partition
-        record = orjson.loads(event.value)
-        if COMMAND_MARKER in record:
-            await handle_command(record[COMMAND_MARKER], offset)
-            return
-        meta = record["_meta"]
-        fp, state = canonical(meta)
-        dkey = dedup_key(record, partition)
-        mkey = minute_key(record, fp, partition)
-        skey = service_key(record["service"], partition)
-        q_dedup, q_minutes = eviction.for_partition(partition)
-        now = time.time()
-        wm = eviction.watermark[partition] = max(
-            eviction.watermark[partition],
-            min(minute_of(meta["ts"]), minute_of(now) + 5),
-        )
-        out = process_event(
-            record,
-            fp,
-            offset,
-            seen=c_dedup.get(dkey),
-            issue_state=state,
-            service_state=c_services.get(skey),
-            minute_value=c_minutes.get(mkey),
-            rules=rules,
-            now=now,
-            watermark_minute=wm,
-        )
-        for alert in out.alerts:  # delivered before the state that remembers them is written
-            key = (alert["fingerprint"] or alert["service"]).encode()
-            deliveries.append(
-                await topics["alerts"].send(key=key, value=orjson.dumps(alert), force=True)
-            )
-            metrics.alerts_emitted.labels(alert["kind"]).inc()
-        if out.issue is not None:
-            if state is None:
-                metrics.issues_tracked.inc()
-            c_issues[fp] = out.issue
-        if out.service is not None:
-            c_services[skey] = out.service
-        if out.minute is not None:
-            if out.minute[0] == 1:
-                q_minutes.push(int(mkey.split("|")[3]) // 60, mkey)
-            c_minutes[mkey] = out.minute
-        if out.dedup is not None:
-            c_dedup[dkey] = out.dedup
-            q_dedup.push(wm, dkey)
-        if out.duplicate:
-            metrics.events_deduplicated.inc()
-        elif not out.admission.body_stored:
-            if out.admission.shed_reason == "sampled":
-                metrics.events_sampled.labels(record.get("level", "error")).inc()
-            else:
-                metrics.events_shed.labels(out.admission.shed_reason).inc()
-        for key in q_dedup.expired(wm):
-            if key in c_dedup:
-                del c_dedup[key]
-        for key in q_minutes.expired(wm):
-            if key in c_minutes:
-                del c_minutes[key]
-        await topics["processed"].send(key=fp.encode(), value=orjson.dumps(out.record), force=True)
-        metrics.events_processed.inc()
-        metrics.end_to_end_lag.observe(max(0.0, now - meta["ts"]))
-        metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)
-
     @app.agent(topics["by_fingerprint"], name="issues")
     async def issues_agent(stream):
-        """Batches of events: process each in order through the caches, wait until this
-        batch's alerts are delivered, then write the changed state once. ``take_events``
-        acks the batch after this body returns; an event that cannot be processed goes to
-        the dead-letter topic instead of escaping (an escaping error would ack the batch)."""
-        async for events in stream.take_events(s.issues_batch_size, within=s.issues_batch_time):
-            deliveries: list = []
-            for event in events:
-                try:
-                    enter_event(event)
-                    await process_one(event, deliveries)
-                except Exception as exc:  # a bug must not lose the rest of the batch
-                    log.exception("issues agent: event at offset %s failed", event.message.offset)
-                    msg = event.message
-                    source = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
-                    invalid = Invalid("processing_error", f"{type(exc).__name__}: {exc}")
-                    await topics["dlq"].send(
-                        value=dead_letter(event.value, invalid, source), force=True
-                    )
-                    metrics.events_invalid.labels("processing_error").inc()
-            if deliveries:
-                await asyncio.gather(*deliveries)
-            for table_cache in cache.values():
-                table_cache.flush(enter_event)
+        async for event in stream.events():
+            started = time.perf_counter()
+            msg = event.message
+            offset, partition = msg.offset, msg.partition
+            record = orjson.loads(event.value)
+            if COMMAND_MARKER in record:
+                await handle_command(record[COMMAND_MARKER], offset)
+                continue
+            meta = record["_meta"]
+            fp, state = canonical(meta)
+            dkey = dedup_key(record, partition)
+            mkey = minute_key(record, fp, partition)
+            skey = service_key(record["service"], partition)
+            q_dedup, q_minutes = eviction.for_partition(partition)
+            wm = eviction.watermark[partition] = max(
+                eviction.watermark[partition],
+                min(minute_of(meta["ts"]), minute_of(time.time()) + 5),
+            )
+            seen = dedup.get(dkey)
+            out = process_event(
+                record,
+                fp,
+                offset,
+                seen=seen,
+                issue_state=state,
+                service_state=services.get(skey),
+                minute_value=minutes.get(mkey),
+                rules=rules,
+                now=time.time(),
+                watermark_minute=wm,
+            )
+            for alert in out.alerts:  # delivered before the state that remembers them
+                key = (alert["fingerprint"] or alert["service"]).encode()
+                await (await topics["alerts"].send(key=key, value=orjson.dumps(alert)))
+                metrics.alerts_emitted.labels(alert["kind"]).inc()
+            if out.issue is not None:
+                if state is None:
+                    metrics.issues_tracked.inc()
+                issues[fp] = out.issue
+            if out.service is not None:
+                services[skey] = out.service
+            if out.minute is not None:
+                if out.minute[0] == 1:
+                    q_minutes.push(int(mkey.split("|")[3]) // 60, mkey)
+                minutes[mkey] = out.minute
+            if out.dedup is not None:
+                dedup[dkey] = out.dedup
+                q_dedup.push(wm, dkey)
+            if out.duplicate:
+                metrics.events_deduplicated.inc()
+            elif not out.admission.body_stored:
+                if out.admission.shed_reason == "sampled":
+                    metrics.events_sampled.labels(record.get("level", "error")).inc()
+                else:
+                    metrics.events_shed.labels(out.admission.shed_reason).inc()
+            for key in q_dedup.expired(wm):
+                if key in dedup:
+                    del dedup[key]
+            for key in q_minutes.expired(wm):
+                if key in minutes:
+                    del minutes[key]
+            await topics["processed"].send(key=fp.encode(), value=orjson.dumps(out.record))
+            metrics.events_processed.inc()
+            metrics.end_to_end_lag.observe(max(0.0, time.time() - meta["ts"]))
+            metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)
 
     return pipeline

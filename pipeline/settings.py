@@ -81,16 +81,6 @@ class Settings:
         default="memory://",
         metadata=_meta("faust table store: memory:// or rocksdb:// (changelog-backed either way)"),
     )
-    issues_batch_size: int = field(
-        default=500,
-        metadata=_meta(
-            "events the issues agent processes per batch (state written once)", minimum=1
-        ),
-    )
-    issues_batch_time: float = field(
-        default=0.05,
-        metadata=_meta("seconds the issues agent waits to fill a batch", minimum=0.001),
-    )
     # --- ClickHouse --------------------------------------------------------------------
     clickhouse_url: str = field(
         default="",
