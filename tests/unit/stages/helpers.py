@@ -41,3 +41,40 @@ def record(
     if user:
         rec["user"] = {"id": user}
     return rec
+
+
+def process_all(records: list[dict[str, Any]], rules: Any) -> tuple[list[Any], dict, dict]:
+    """List in → (process_event outputs, issue table, service table), through fresh state
+    for one partition, the way the issues agent threads state between events."""
+    from pipeline.stages.aggregate import dedup_key, minute_key, process_event
+
+    issues: dict = {}
+    services: dict = {}
+    minutes: dict = {}
+    dedup: dict = {}
+    outputs = []
+    for offset, rec in enumerate(records):
+        fp = rec["_meta"]["fingerprint"]
+        mk, dk = minute_key(rec, fp), dedup_key(rec)
+        o = process_event(
+            rec,
+            fp,
+            offset,
+            seen=dedup.get(dk),
+            issue_state=issues.get(fp),
+            service_state=services.get(rec["service"]),
+            minute_value=minutes.get(mk),
+            rules=rules,
+            now=T0,
+            watermark_minute=0,
+        )
+        for table, key, value in (
+            (issues, fp, o.issue),
+            (services, rec["service"], o.service),
+            (minutes, mk, o.minute),
+            (dedup, dk, o.dedup),
+        ):
+            if value is not None:
+                table[key] = value
+        outputs.append(o)
+    return outputs, issues, services

@@ -8,9 +8,8 @@ from pipeline.stages.admission import (
     lean_record,
     sample_keep,
 )
-from pipeline.stages.aggregate import process_event
 from pipeline.stages.rules import StreamRules
-from tests.unit.stages.helpers import T0, record
+from tests.unit.stages.helpers import T0, process_all, record
 
 
 def decide(fp_count, svc_count, level="error", rates=None, eid="e"):
@@ -55,34 +54,8 @@ def test_lean_record_has_no_body():
 
 def run(records, rules):
     """List in → list of processed records out, through fresh state (one partition)."""
-    issues, services, minutes, dedup, out = {}, {}, {}, {}, []
-    for offset, rec in enumerate(records):
-        fp = rec["_meta"]["fingerprint"]
-        from pipeline.stages.aggregate import dedup_key, minute_key
-
-        mk, dk = minute_key(rec, fp), dedup_key(rec)
-        o = process_event(
-            rec,
-            fp,
-            offset,
-            seen=dedup.get(dk),
-            issue_state=issues.get(fp),
-            service_state=services.get(rec["service"]),
-            minute_value=minutes.get(mk),
-            rules=rules,
-            now=T0,
-            watermark_minute=0,
-        )
-        for table, key, value in (
-            (issues, fp, o.issue),
-            (services, rec["service"], o.service),
-            (minutes, mk, o.minute),
-            (dedup, dk, o.dedup),
-        ):
-            if value is not None:
-                table[key] = value
-        out.append(o.record)
-    return out, issues, services
+    outputs, issues, services = process_all(records, rules)
+    return [o.record for o in outputs], issues, services
 
 
 def test_admission_sheds_bodies_but_counts_stay_exact():

@@ -1,6 +1,5 @@
-from pipeline.stages.aggregate import dedup_key, minute_key, process_event
 from pipeline.stages.rules import StreamRules
-from tests.unit.stages.helpers import T0, record
+from tests.unit.stages.helpers import T0, process_all, record
 
 RULES = StreamRules(
     spike_min_count=10, incident_min_issues=3, service_spike_min_count=10_000, partitions=1
@@ -8,32 +7,8 @@ RULES = StreamRules(
 
 
 def run(recs, rules=RULES):
-    issues, services, minutes, dedup, alerts = {}, {}, {}, {}, []
-    for offset, rec in enumerate(recs):
-        fp = rec["_meta"]["fingerprint"]
-        mk, dk = minute_key(rec, fp), dedup_key(rec)
-        o = process_event(
-            rec,
-            fp,
-            offset,
-            seen=dedup.get(dk),
-            issue_state=issues.get(fp),
-            service_state=services.get(rec["service"]),
-            minute_value=minutes.get(mk),
-            rules=rules,
-            now=T0,
-            watermark_minute=0,
-        )
-        for table, key, value in (
-            (issues, fp, o.issue),
-            (services, rec["service"], o.service),
-            (minutes, mk, o.minute),
-            (dedup, dk, o.dedup),
-        ):
-            if value is not None:
-                table[key] = value
-        alerts.extend(o.alerts)
-    return alerts
+    outputs, _, _ = process_all(recs, rules)
+    return [alert for o in outputs for alert in o.alerts]
 
 
 def history(fps, service="checkout"):
