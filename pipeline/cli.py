@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 import orjson
@@ -164,10 +163,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data).decode() + "\n")
-
-
-def fmt_ts(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
 if __name__ == "__main__":
