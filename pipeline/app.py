@@ -26,15 +26,15 @@ Stages are pure functions in ``pipeline/stages``; agents decode, call them, and 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import orjson
 
 from pipeline.control import COMMAND_MARKER, CommandError, validate_command
-from pipeline.grouping import GroupingConfig
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.stages.aggregate import (
@@ -44,9 +44,9 @@ from pipeline.stages.aggregate import (
     resolve_alias,
     service_key,
 )
-from pipeline.stages.decode import DecodedEvent, Invalid, dead_letter, decode_event
+from pipeline.stages.decode import Invalid, dead_letter
 from pipeline.stages.dedup import EvictionQueue, should_apply
-from pipeline.stages.fingerprint import enrich
+from pipeline.stages.envelope import packed, position, unpack
 from pipeline.stages.issues import apply_command, merge_states
 from pipeline.stages.rules import StreamRules
 from pipeline.stages.windows import minute_of
@@ -68,6 +68,63 @@ class Pipeline:
 
     def issue_snapshots(self) -> list[dict]:
         return [v["issue"] for v in self.issues.values() if v]
+
+
+_MISSING = object()
+_DELETED = object()
+
+
+class Overlay:
+    """A write-back view of a table for one envelope: reads see this envelope's writes,
+    ``flush`` writes each changed key to the table once (one changelog message per key)."""
+
+    __slots__ = ("table", "changes")
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.changes: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.changes.get(key, _MISSING)
+        if value is _MISSING:
+            return self.table.get(key, default)
+        return default if value is _DELETED else value
+
+    def __contains__(self, key: str) -> bool:
+        value = self.changes.get(key, _MISSING)
+        return key in self.table if value is _MISSING else value is not _DELETED
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.changes[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self.changes[key] = _DELETED
+
+    def flush(self) -> None:
+        table = self.table
+        for key, value in self.changes.items():
+            if value is _DELETED:
+                if key in table:
+                    del table[key]
+            else:
+                table[key] = value
+        self.changes.clear()
+
+
+class State(NamedTuple):
+    issues: Overlay
+    services: Overlay
+    minutes: Overlay
+    dedup: Overlay
+    aliases: Overlay
+
+    def flush(self) -> None:
+        for overlay in self:
+            overlay.flush()
+
+
+def issue_state_record(issue: dict) -> bytes:
+    return orjson.dumps({"_kind": "issue_state", "issue": issue})
 
 
 class PartitionEviction:
@@ -99,7 +156,7 @@ class PartitionEviction:
             self.queues.pop(p, None)
 
 
-def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -> Pipeline:
+def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
     s = settings
     rules = StreamRules.from_settings(s)
     app = faust.App(
@@ -155,28 +212,6 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         eviction.forget({tp.partition for tp in revoked if tp.topic == s.topic_by_fingerprint})
 
-    @app.agent(topics["events"], name="decode")
-    async def decode_agent(stream):
-        async for event in stream.events():
-            started = time.perf_counter()
-            raw: bytes = event.value
-            metrics.events_received.inc()
-            result = decode_event(raw)
-            if not isinstance(result, DecodedEvent):
-                metrics.events_invalid.labels(result.reason).inc()
-                msg = event.message
-                source = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
-                await topics["dlq"].send(value=dead_letter(raw, result, source))
-                continue
-            metrics.events_accepted.inc()
-            record = enrich(result, grouping, received_at=time.time())
-            meta = record["_meta"]
-            # during a grouping transition, key by the old fingerprint: old and new events of
-            # one issue meet in one partition (docs/stream-agents.md, "Grouping transitions")
-            key = (meta["secondary_fingerprints"] or [meta["fingerprint"]])[0]
-            await topics["by_fingerprint"].send(key=key.encode(), value=orjson.dumps(record))
-            metrics.stage_latency.labels("decode").observe(time.perf_counter() - started)
-
     @app.agent(topics["control"], name="control")
     async def control_agent(stream):
         """Commands go to every partition: the one that owns the issue applies it."""
@@ -195,116 +230,144 @@ def create_app(settings: Settings, metrics: Metrics, grouping: GroupingConfig) -
                     key=command["fingerprint"].encode(), value=value, partition=p
                 )
 
-    async def emit_issue_state(fingerprint: str, issue: dict) -> None:
-        value = orjson.dumps({"_kind": "issue_state", "issue": issue})
-        await topics["processed"].send(key=fingerprint.encode(), value=value)
-
-    async def handle_command(command: dict, offset: int) -> None:
-        fp = resolve_alias(aliases, command["fingerprint"]) or command["fingerprint"]
-        state = issues.get(fp)
-        if state is None or not should_apply(state, offset):
+    def handle_command(command: dict, pos: int, st: State, processed: list[bytes]) -> None:
+        issues_, aliases_ = st.issues, st.aliases
+        fp = resolve_alias(aliases_, command["fingerprint"]) or command["fingerprint"]
+        state = issues_.get(fp)
+        if state is None or not should_apply(state, pos):
             return  # another partition owns it, or a replay of an applied command
         if command["command"] == "merge":
-            into = resolve_alias(aliases, command["into"]) or command["into"]
-            target = issues.get(into)
+            into = resolve_alias(aliases_, command["into"]) or command["into"]
+            target = issues_.get(into)
             if target is None or into == fp:
                 return
-            merged = merge_states(target, state, offset)
+            merged = merge_states(target, state, pos)
             gone = {**state["issue"], "merged_into": into, "version": state["issue"]["version"] + 1}
-            issues[into] = merged
-            aliases[fp] = into
-            del issues[fp]
-            await emit_issue_state(into, merged["issue"])
-            await emit_issue_state(fp, gone)
+            issues_[into] = merged
+            aliases_[fp] = into
+            del issues_[fp]
+            processed.append(issue_state_record(merged["issue"]))
+            processed.append(issue_state_record(gone))
         else:
-            new = apply_command(state, command, offset)
-            issues[fp] = new
-            await emit_issue_state(fp, new["issue"])
+            new = apply_command(state, command, pos)
+            issues_[fp] = new
+            processed.append(issue_state_record(new["issue"]))
         metrics.commands_applied.labels(command["command"]).inc()
 
-    def canonical(meta: dict) -> tuple[str, Any]:
+    def canonical(meta: dict, st: State) -> tuple[str, Any]:
         """The state key of an event: an alias (merge, grouping transition) wins; an unknown
         primary fingerprint joins an issue known under one of its secondary fingerprints."""
+        issues_, aliases_ = st.issues, st.aliases
         fp = meta["fingerprint"]
-        target = resolve_alias(aliases, fp)
+        target = resolve_alias(aliases_, fp)
         if target is not None:
-            return target, issues.get(target)
-        state = issues.get(fp)
+            return target, issues_.get(target)
+        state = issues_.get(fp)
         if state is None:
             for secondary in meta.get("secondary_fingerprints") or ():
-                sec = resolve_alias(aliases, secondary) or secondary
-                known = issues.get(sec)
+                sec = resolve_alias(aliases_, secondary) or secondary
+                known = issues_.get(sec)
                 if known is not None:
-                    aliases[fp] = sec
+                    aliases_[fp] = sec
                     return sec, known
         return fp, state
 
+    def process_record(
+        record: dict, pos: int, partition: int, st: State, alerts: list, processed: list
+    ) -> None:
+        started = time.perf_counter()
+        meta = record["_meta"]
+        fp, state = canonical(meta, st)
+        dkey = dedup_key(record, partition)
+        mkey = minute_key(record, fp, partition)
+        skey = service_key(record["service"], partition)
+        q_dedup, q_minutes = eviction.for_partition(partition)
+        wm = eviction.watermark[partition] = max(
+            eviction.watermark[partition],
+            min(minute_of(meta["ts"]), minute_of(time.time()) + 5),
+        )
+        seen = st.dedup.get(dkey)
+        out = process_event(
+            record,
+            fp,
+            pos,
+            seen=seen,
+            issue_state=state,
+            service_state=st.services.get(skey),
+            minute_value=st.minutes.get(mkey),
+            rules=rules,
+            now=time.time(),
+            watermark_minute=wm,
+        )
+        alerts.extend(out.alerts)
+        if out.issue is not None:
+            if state is None:
+                metrics.issues_tracked.inc()
+            st.issues[fp] = out.issue
+        if out.service is not None:
+            st.services[skey] = out.service
+        if out.minute is not None:
+            if out.minute[0] == 1:
+                q_minutes.push(int(mkey.split("|")[3]) // 60, mkey)
+            st.minutes[mkey] = out.minute
+        if out.dedup is not None:
+            st.dedup[dkey] = out.dedup
+            q_dedup.push(wm, dkey)
+        if out.duplicate:
+            metrics.events_deduplicated.inc()
+        elif not out.admission.body_stored:
+            if out.admission.shed_reason == "sampled":
+                metrics.events_sampled.labels(record.get("level", "error")).inc()
+            else:
+                metrics.events_shed.labels(out.admission.shed_reason).inc()
+        for key in q_dedup.expired(wm):
+            if key in st.dedup:
+                del st.dedup[key]
+        for key in q_minutes.expired(wm):
+            if key in st.minutes:
+                del st.minutes[key]
+        processed.append(orjson.dumps(out.record))
+        metrics.events_processed.inc()
+        metrics.end_to_end_lag.observe(max(0.0, time.time() - meta["ts"]))
+        metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)
+
     @app.agent(topics["by_fingerprint"], name="issues")
     async def issues_agent(stream):
+        """One envelope at a time: every record through the pure stages against a
+        write-back view of the tables, then alerts (delivered first), then the state (one
+        changelog write per changed key), then one processed envelope. Acked by hand after
+        all of it: faust's automatic ack would also ack an envelope whose processing was
+        cancelled by a stop (its ``finally``), losing it."""
+        stream = stream.noack()
         async for event in stream.events():
-            started = time.perf_counter()
             msg = event.message
-            offset, partition = msg.offset, msg.partition
-            record = orjson.loads(event.value)
-            if COMMAND_MARKER in record:
-                await handle_command(record[COMMAND_MARKER], offset)
-                continue
-            meta = record["_meta"]
-            fp, state = canonical(meta)
-            dkey = dedup_key(record, partition)
-            mkey = minute_key(record, fp, partition)
-            skey = service_key(record["service"], partition)
-            q_dedup, q_minutes = eviction.for_partition(partition)
-            wm = eviction.watermark[partition] = max(
-                eviction.watermark[partition],
-                min(minute_of(meta["ts"]), minute_of(time.time()) + 5),
-            )
-            seen = dedup.get(dkey)
-            out = process_event(
-                record,
-                fp,
-                offset,
-                seen=seen,
-                issue_state=state,
-                service_state=services.get(skey),
-                minute_value=minutes.get(mkey),
-                rules=rules,
-                now=time.time(),
-                watermark_minute=wm,
-            )
-            for alert in out.alerts:  # delivered before the state that remembers them
-                key = (alert["fingerprint"] or alert["service"]).encode()
-                await (await topics["alerts"].send(key=key, value=orjson.dumps(alert)))
-                metrics.alerts_emitted.labels(alert["kind"]).inc()
-            if out.issue is not None:
-                if state is None:
-                    metrics.issues_tracked.inc()
-                issues[fp] = out.issue
-            if out.service is not None:
-                services[skey] = out.service
-            if out.minute is not None:
-                if out.minute[0] == 1:
-                    q_minutes.push(int(mkey.split("|")[3]) // 60, mkey)
-                minutes[mkey] = out.minute
-            if out.dedup is not None:
-                dedup[dkey] = out.dedup
-                q_dedup.push(wm, dkey)
-            if out.duplicate:
-                metrics.events_deduplicated.inc()
-            elif not out.admission.body_stored:
-                if out.admission.shed_reason == "sampled":
-                    metrics.events_sampled.labels(record.get("level", "error")).inc()
+            st = State(*(Overlay(t) for t in (issues, services, minutes, dedup, aliases)))
+            alerts: list[dict] = []
+            processed: list[bytes] = []
+            for index, line in enumerate(unpack(event.value)):
+                record = orjson.loads(line)
+                pos = position(msg.offset, index)
+                if COMMAND_MARKER in record:
+                    handle_command(record[COMMAND_MARKER], pos, st, processed)
                 else:
-                    metrics.events_shed.labels(out.admission.shed_reason).inc()
-            for key in q_dedup.expired(wm):
-                if key in dedup:
-                    del dedup[key]
-            for key in q_minutes.expired(wm):
-                if key in minutes:
-                    del minutes[key]
-            await topics["processed"].send(key=fp.encode(), value=orjson.dumps(out.record))
-            metrics.events_processed.inc()
-            metrics.end_to_end_lag.observe(max(0.0, time.time() - meta["ts"]))
-            metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)
+                    process_record(record, pos, msg.partition, st, alerts, processed)
+            if alerts:  # delivered before the state that remembers them
+                sent = [
+                    await topics["alerts"].send(
+                        key=(a["fingerprint"] or a["service"]).encode(), value=orjson.dumps(a)
+                    )
+                    for a in alerts
+                ]
+                await asyncio.gather(*sent)
+                for a in alerts:
+                    metrics.alerts_emitted.labels(a["kind"]).inc()
+            st.flush()
+            # delivered before the ack: a send that fails must not let the offset move
+            sent = [
+                await topics["processed"].send(key=msg.key, value=value, partition=msg.partition)
+                for value in packed(processed)
+            ]
+            await asyncio.gather(*sent)
+            await stream.ack(event)
 
     return pipeline

@@ -43,7 +43,8 @@ def consumer_groups(settings: Settings) -> dict[str, list[str]]:
     """Each consumer group of the worker and the topics it reads."""
     s = settings
     return {
-        s.app_id: [s.topic_events, s.topic_by_fingerprint, s.topic_control],
+        f"{s.app_id}-decode": [s.topic_events],
+        s.app_id: [s.topic_by_fingerprint, s.topic_control],
         f"{s.app_id}-sink": [s.topic_processed, s.topic_alerts],
     }
 
@@ -84,12 +85,13 @@ class LagMonitor(Service):
     async def _measure_forever(self) -> None:
         interval = self.settings.lag_interval
         while not self.should_stop:
-            self.measure_tables()
             try:
                 await self.measure_lag()
             except Exception as exc:  # noqa: BLE001 - a failed measurement is a metric
                 self.metrics.lag_measure_failures.inc()
                 log.debug("consumer lag measurement failed: %s", exc)
+            # after the lag: a reading of lag 0 then implies table sizes taken after the commit
+            self.measure_tables()
             await self.sleep(interval)
 
     def measure_tables(self) -> None:

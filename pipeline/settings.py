@@ -73,6 +73,14 @@ class Settings:
     kafka_ready_timeout: float = field(
         default=20.0, metadata=_meta("seconds to wait for Kafka at start", minimum=0.1)
     )
+    decode_batch_size: int = field(
+        default=2000,
+        metadata=_meta(
+            "ingest messages decoded per batch (one envelope per partition)",
+            minimum=1,
+            maximum=100_000,
+        ),
+    )
     # --- worker state ------------------------------------------------------------------
     data_dir: str = field(
         default=".errorstream/data", metadata=_meta("folder for table stores and chDB data")

@@ -35,6 +35,7 @@ from mode import Service
 
 from pipeline.api import build_api
 from pipeline.app import Pipeline, create_app
+from pipeline.decoder import Decoder
 from pipeline.grouping import GroupingConfig
 from pipeline.kafka_local import KafkaUnavailable, wait_for_kafka_async
 from pipeline.lag import LagMonitor
@@ -55,11 +56,13 @@ class PreflightError(RuntimeError):
     """Something the worker needs is missing or unreachable; the message says what and where."""
 
 
-class SinkService(Service):
-    """Runs the ClickHouse sink; stopping it waits for the sink's own drain (insert + commit)."""
+class DrainedService(Service):
+    """Runs a loop with ``run()``/``stop()`` (the decoder, the ClickHouse sink); stopping waits
+    for the loop's own drain (its batch in flight finished and committed)."""
 
-    def __init__(self, sink: ClickHouseSink, drain_timeout: float, **kwargs: Any) -> None:
-        self.sink = sink
+    def __init__(self, runner: Any, name: str, drain_timeout: float, **kwargs: Any) -> None:
+        self.runner = runner
+        self.what = name
         self.drain_timeout = drain_timeout
         self._task: asyncio.Future | None = None
         super().__init__(**kwargs)
@@ -70,23 +73,24 @@ class SinkService(Service):
 
     async def _run(self) -> None:
         try:
-            await self.sink.run()
+            await self.runner.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("ClickHouse sink crashed")
+            log.exception("%s crashed", self.what)
             await self.crash(exc)
 
     async def on_stop(self) -> None:
-        self.sink.stop()
+        self.runner.stop()
         if self._task is None:
             return
         done, _ = await asyncio.wait({self._task}, timeout=self.drain_timeout)
         if done:
-            log.info("sink stopped after its final drain")
+            log.info("%s stopped after its final drain", self.what)
         else:
             log.error(
-                "sink did not drain within %.1fs; uncommitted rows will be replayed",
+                "%s did not drain within %.1fs; what it did not commit will be replayed",
+                self.what,
                 self.drain_timeout,
             )
             self._task.cancel()
@@ -122,13 +126,15 @@ class PipelineWorker(faust.Worker):
         self,
         app: faust.App,
         *services: Service,
-        sink: SinkService,
+        decoder: DrainedService,
+        sink: DrainedService,
         shutdown_timeout: float,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             app,
             *services,
+            decoder,
             sink,
             quiet=True,  # no banner on stdout
             override_logging=False,  # keep our root handler; no mode handlers or redirects
@@ -136,6 +142,7 @@ class PipelineWorker(faust.Worker):
             **kwargs,
         )
         self.spinner = None  # its cursor escape codes ("\x1b[?25l") would land in log files
+        self.decoder_service = decoder
         self.sink_service = sink
         self.shutdown_timeout = shutdown_timeout
         self.stopping = False
@@ -160,6 +167,7 @@ class PipelineWorker(faust.Worker):
 
     async def on_stop(self) -> None:
         self.stopping = True
+        await self.decoder_service.stop()  # no new events in
         await self.sink_service.stop()  # before the app: its producer carries dead letters
         await super().on_stop()
 
@@ -185,7 +193,9 @@ def open_storage(settings: Settings) -> Backend:
     return backend
 
 
-def readiness_checks(pipeline: Pipeline, sink: ClickHouseSink, worker_ref: list):
+def readiness_checks(
+    pipeline: Pipeline, decoder: Decoder, sink: ClickHouseSink, worker_ref: list
+):
     """/readyz: partitions assigned, every table recovered (first recovery done and no
     rebalance recovery running), the sink's last insert worked, and not shutting down."""
     app = pipeline.app
@@ -200,6 +210,7 @@ def readiness_checks(pipeline: Pipeline, sink: ClickHouseSink, worker_ref: list)
         worker = worker_ref[0] if worker_ref else None
         return {
             "kafka": assigned,
+            "decoder": decoder.running,
             "tables_recovered": recovered,
             "sink_writable": sink.healthy,
             "not_stopping": worker is not None and not worker.stopping,
@@ -247,7 +258,8 @@ def run_worker(settings: Settings) -> int:
         return 2
     metrics = Metrics()
     grouping = GroupingConfig(version=settings.grouping_version)
-    pipeline = create_app(settings, metrics, grouping)
+    pipeline = create_app(settings, metrics)
+    decoder = Decoder(settings, metrics, grouping)
     sink = ClickHouseSink(
         settings, backend, metrics, logged_dead_letters(pipeline.send_dead_letter)
     )
@@ -255,7 +267,7 @@ def run_worker(settings: Settings) -> int:
     api = build_api(
         backend,
         metrics,
-        readiness_checks(pipeline, sink, worker_ref),
+        readiness_checks(pipeline, decoder, sink, worker_ref),
         api_token=settings.api_token,
         issues_view=issues_view(pipeline),
     )
@@ -263,7 +275,8 @@ def run_worker(settings: Settings) -> int:
         pipeline.app,
         ApiService(api, settings.web_host, settings.web_port),
         LagMonitor(settings, metrics, pipeline.tables),
-        sink=SinkService(sink, drain_timeout=settings.shutdown_timeout),
+        decoder=DrainedService(decoder, "decoder", drain_timeout=settings.shutdown_timeout),
+        sink=DrainedService(sink, "ClickHouse sink", drain_timeout=settings.shutdown_timeout),
         shutdown_timeout=settings.shutdown_timeout,
         loglevel=settings.log_level,
         loop=loop,

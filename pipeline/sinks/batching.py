@@ -1,6 +1,7 @@
 """Size-OR-time batching of consumed messages (pure: no Kafka, no ClickHouse).
 
-A ``Batch`` holds messages in arrival order and, per partition, the next offset to commit
+Size is counted in records: a message may be an envelope of several (pipeline/stages/
+envelope.py). A ``Batch`` holds messages in arrival order and, per partition, the next offset to commit
 once the batch is in ClickHouse. ``Batcher`` closes a batch when it holds ``max_size``
 messages or its first message is ``max_time`` seconds old, whichever comes first.
 """
@@ -23,15 +24,18 @@ class Batch:
     messages: list[Message] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to commit
     started: float = 0.0
+    records: int = 0  # an envelope message holds several records
 
-    def add(self, message: Message, now: float) -> None:
+    def add(self, message: Message, now: float, records: int = 1) -> None:
         if not self.messages:
             self.started = now
         self.messages.append(message)
+        self.records += records
         self.offsets[(message.topic, message.partition)] = message.offset + 1
 
     def __len__(self) -> int:
-        return len(self.messages)
+        """Records in the batch (what a ClickHouse insert's size is measured in)."""
+        return self.records
 
     def age(self, now: float) -> float:
         return now - self.started if self.messages else 0.0
@@ -46,12 +50,14 @@ class Batcher:
         self.pending = Batch()
 
     def room(self) -> int:
-        """How many more messages the open batch takes."""
+        """How many more records the open batch takes."""
         return self.max_size - len(self.pending)
 
-    def add(self, message: Message, now: float) -> None:
-        """Add one message to the open batch (the caller polls at most ``room()``)."""
-        self.pending.add(message, now)
+    def add(self, message: Message, now: float, records: int = 1) -> None:
+        """Add one message (holding ``records`` records) to the open batch; the caller
+        polls at most ``room()`` messages, so a batch of envelopes can end a little over
+        ``max_size``, by less than one poll."""
+        self.pending.add(message, now, records)
 
     def due(self, now: float) -> bool:
         return bool(self.pending.messages) and (

@@ -34,6 +34,7 @@ from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.sinks.batching import Batch, Batcher, Message
 from pipeline.sinks.rows import COLUMNS, Row, TableRows, build_rows
+from pipeline.stages.envelope import count
 from pipeline.storage import Backend, ClickHouseUnavailable
 from pipeline.storage.backend import RowsRejected
 
@@ -170,7 +171,10 @@ class ClickHouseSink:
         now = time.monotonic()
         for tp, records in polled.items():
             for record in records:
-                self.batcher.add(Message(tp.topic, tp.partition, record.offset, record.value), now)
+                value = record.value or b""
+                self.batcher.add(
+                    Message(tp.topic, tp.partition, record.offset, value), now, count(value)
+                )
         await self._commit_done()
         if len(self.inflight) < self.settings.sink_max_inflight_inserts:
             if (batch := self.batcher.take_if_due(now)) is not None:

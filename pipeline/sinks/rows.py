@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.stages.envelope import unpack
+
 EVENTS = "events"
 MINUTES = "event_minutes_input"
 ISSUES = "issues"
@@ -318,21 +320,25 @@ class TableRows:
 
 
 def build_rows(messages: Any, alerts_topic: str) -> tuple[TableRows, list[tuple[Any, str]]]:
-    """Rows for a batch of messages (objects with ``.topic`` and ``.value``), and the
-    messages that cannot become rows, each with the reason."""
+    """Rows for a batch of messages (objects with ``.topic`` and ``.value``; a value may be
+    an envelope of JSON Lines), and the records that cannot become rows, each with the
+    reason: ``(message, reason)``, the message's value narrowed to the bad record."""
     out = TableRows()
     errors: list[tuple[Any, str]] = []
     for message in messages:
-        try:
-            record = orjson.loads(message.value)
-            if not isinstance(record, dict):
-                raise RowError("a record must be a JSON object")
-            if message.topic == alerts_topic:
-                out.add(ALERTS, to_alert_row(record))
-                continue
-            payload = message.value.decode("utf-8")
-            for table, row in rows_for_record(record, payload):
-                out.add(table, row)
-        except (RowError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-            errors.append((message, str(exc)))
+        is_alert = message.topic == alerts_topic
+        for line in unpack(message.value) or [message.value]:  # empty: an error below
+            try:
+                record = orjson.loads(line)
+                if not isinstance(record, dict):
+                    raise RowError("a record must be a JSON object")
+                if is_alert:
+                    out.add(ALERTS, to_alert_row(record))
+                    continue
+                payload = line.decode("utf-8")
+                for table, row in rows_for_record(record, payload):
+                    out.add(table, row)
+            except (RowError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                bad = message._replace(value=line) if hasattr(message, "_replace") else message
+                errors.append((bad, str(exc)))
     return out, errors

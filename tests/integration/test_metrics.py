@@ -115,18 +115,18 @@ def test_metrics_move_by_exact_amounts(kafka_bootstrap, tmp_path):
                 for (n, lab), v in m.items()
                 if n == "errorstream_kafka_consumer_lag_messages"
             }
-            groups = {app_id, f"{app_id}-sink"}
+            groups = {f"{app_id}-decode", app_id, f"{app_id}-sink"}
             if not lag or {g for g, _ in lag} != groups or any(lag.values()):
                 return None
             return m
 
         m = worker.wait_for(caught_up, timeout=30)
-        assert m, "consumer lag never reached 0 for both groups"
+        assert m, "consumer lag never reached 0 for all three groups"
         assert (
             total(
                 m,
                 "errorstream_kafka_consumer_lag_messages",
-                group=app_id,
+                group=f"{app_id}-decode",
                 topic=env["ERRORSTREAM_TOPIC_EVENTS"],
             )
             == 0

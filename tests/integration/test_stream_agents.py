@@ -19,6 +19,7 @@ from pipeline.control import make_command, send_command
 from pipeline.grouping import GroupingConfig, group_event
 from pipeline.settings import load_settings
 from pipeline.stages.decode import DecodedEvent, decode_event
+from pipeline.stages.envelope import unpack
 from tests.integration.harness import WorkerProcess, pipeline_env
 
 pytestmark = pytest.mark.integration
@@ -84,7 +85,7 @@ async def _read_all(bootstrap: str, topic: str, idle: float) -> list[bytes]:
 
 def read_all(env: dict, topic_key: str, idle: float = 2.0) -> list[dict]:
     raw = asyncio.run(_read_all(env["ERRORSTREAM_KAFKA_BOOTSTRAP"], env[topic_key], idle))
-    return [orjson.loads(v) for v in raw]
+    return [orjson.loads(line) for v in raw for line in unpack(v)]  # envelopes: JSON Lines
 
 
 def issue_counts(*workers: WorkerProcess) -> dict[str, int]:

@@ -79,7 +79,8 @@ def test_consumer_groups_cover_every_consumed_topic():
     s = Settings()
     groups = consumer_groups(s)
     assert groups == {
-        "errorstream": [s.topic_events, s.topic_by_fingerprint, s.topic_control],
+        "errorstream-decode": [s.topic_events],
+        "errorstream": [s.topic_by_fingerprint, s.topic_control],
         "errorstream-sink": [s.topic_processed, s.topic_alerts],
     }
 

@@ -1,0 +1,157 @@
+"""The decode stage: ingest topic → decode + validate + fingerprint → by-fingerprint topic.
+
+Stateless, so it is a plain consumer group (``<app_id>-decode``) rather than a faust agent:
+one event per ingest message would cost the stream framework's per-message overhead on every
+event (measured: a faust agent that only iterates tops out at ~7,000 messages/s here; a bare
+aiokafka loop at ~300,000). Each poll is one batch:
+
+    getmany → decode each (pure) → invalid ones to the DLQ with the reason
+            → valid ones grouped by their by-fingerprint partition → one envelope per partition
+            → wait until the broker has every message → commit the batch's offsets
+
+Offsets advance only after the broker acknowledged the envelopes and dead letters, so a crash
+or SIGTERM replays at most the batch in flight; the issues agent drops the replayed events by
+event_id (dedup window). Stopping finishes the batch in flight first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from pipeline.grouping import GroupingConfig
+from pipeline.metrics import Metrics
+from pipeline.settings import Settings
+from pipeline.stages.decode import DecodedEvent, dead_letter, decode_event
+from pipeline.stages.envelope import group_by_partition, packed
+from pipeline.stages.fingerprint import enrich
+
+log = logging.getLogger("errorstream.decode")
+
+
+def decode_batch(
+    records: list[tuple[str, int, int, bytes]],
+    grouping: GroupingConfig,
+    partitions: int,
+    metrics: Metrics | None = None,
+    now: float | None = None,
+) -> tuple[dict[int, tuple[bytes, list[bytes]]], list[bytes]]:
+    """(topic, partition, offset, value) records → (by-fingerprint partition → (key, lines),
+    dead letters). Pure apart from the counters."""
+    received_at = time.time() if now is None else now
+    keyed: list[tuple[bytes, bytes]] = []
+    dead: list[bytes] = []
+    for topic, partition, offset, raw in records:
+        if metrics is not None:
+            metrics.events_received.inc()
+        result = decode_event(raw)
+        if not isinstance(result, DecodedEvent):
+            if metrics is not None:
+                metrics.events_invalid.labels(result.reason).inc()
+            source = {"topic": topic, "partition": partition, "offset": offset}
+            dead.append(dead_letter(raw, result, source))
+            continue
+        if metrics is not None:
+            metrics.events_accepted.inc()
+        record = enrich(result, grouping, received_at=received_at)
+        meta = record["_meta"]
+        # during a grouping transition, key by the old fingerprint: old and new events of
+        # one issue meet in one partition (docs/stream-agents.md, "Grouping transitions")
+        key = (meta["secondary_fingerprints"] or [meta["fingerprint"]])[0]
+        keyed.append((key.encode(), orjson.dumps(record)))
+    return group_by_partition(keyed, partitions), dead
+
+
+class Decoder:
+    def __init__(self, settings: Settings, metrics: Metrics, grouping: GroupingConfig) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.grouping = grouping
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.partitions = settings.partitions
+        self.running = False
+        self.decoded = 0
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        s = self.settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            max_request_size=1024 * 1024,
+        )
+        self.consumer = AIOKafkaConsumer(
+            s.topic_events,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=f"{s.app_id}-decode",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=2 * 1024 * 1024,
+        )
+        await self.producer.start()
+        try:
+            known = await self.producer.partitions_for(s.topic_by_fingerprint)
+            self.partitions = len(known) if known else s.partitions
+            await self.consumer.start()
+            self.running = True
+            try:
+                while not self._stopping.is_set():
+                    await self._step()
+            finally:
+                self.running = False
+                await self.consumer.stop()
+        finally:
+            await self.producer.stop()
+
+    async def _step(self) -> None:
+        assert self.consumer is not None and self.producer is not None
+        s = self.settings
+        polled = await self.consumer.getmany(timeout_ms=200, max_records=s.decode_batch_size)
+        if not polled:
+            return
+        started = time.perf_counter()
+        records = [
+            (tp.topic, tp.partition, m.offset, m.value or b"")
+            for tp, messages in polled.items()
+            for m in messages
+        ]
+        envelopes, dead = decode_batch(records, self.grouping, self.partitions, self.metrics)
+        futures = [await self.producer.send(s.topic_dlq, value=value) for value in dead]
+        for p, (key, lines) in envelopes.items():
+            for value in packed(lines):
+                futures.append(
+                    await self.producer.send(
+                        s.topic_by_fingerprint, key=key, value=value, partition=p
+                    )
+                )
+        # the broker has every envelope and dead letter before the offsets move
+        await asyncio.gather(*futures)
+        offsets = {tp: OffsetAndMetadata(o, "") for tp, o in next_offsets(polled).items()}
+        try:
+            await self.consumer.commit(offsets)
+        except Exception as exc:  # a rebalance took the partitions: the new owner replays
+            log.warning("decode commit failed, the batch will be replayed: %s", exc)
+        self.decoded += len(records)
+        valid = sum(len(lines) for _, lines in envelopes.values())
+        if valid:  # one observation per valid event: the batch's time shared out
+            per_event = (time.perf_counter() - started) / len(records)
+            observe = self.metrics.stage_latency.labels("decode").observe
+            for _ in range(valid):
+                observe(per_event)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def next_offsets(polled: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
+    """The next offset to commit per partition of a poll."""
+    return {tp: messages[-1].offset + 1 for tp, messages in polled.items() if messages}
