@@ -153,7 +153,8 @@ _BOOL = r"(?<==)(?:[Tt]rue|[Ff]alse|TRUE|FALSE)\b"
 # Not a placeholder: a run of plain letters (or blanks/punctuation) that no pattern after it in
 # the list can start in. Matching it consumes the run in one step instead of trying every
 # alternative at every character; it is what makes the single pass fast. Its text is kept.
-_BLANKS = r"[ \t\n,;(){}!?*#|<>\"']"
+_BLANK_CHARS = r" \t\n,;(){}!?*#|<>\"'"
+_BLANKS = rf"[{_BLANK_CHARS}]"
 _PLAIN_WORD = rf"[A-Za-z][A-Za-z_]*(?:(?<=_)|(?![\w@.:/\\+%&-]){_BLANKS}*)"
 # A later word in the run must not be one that starts a status or date match.
 # (The case-insensitive alternation is costly: it is only tried on words whose first letter
@@ -164,15 +165,27 @@ _NOT_SPECIAL = (
 )
 _SKIP = rf"(?<![=\w]){_PLAIN_WORD}(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<!=){_BLANKS}+"
 
-# A common case decided early: a plain integer followed by a blank or the end, which no later
-# pattern could claim (they need ".", ":", "-", letters or a unit after the digits).
+# A "stop": "." or ":" followed by a blank or the end of the text. No pattern can start at a
+# stop (only e-mail, path and ip can start with "." or ":", none with a blank next), and the
+# blanks after it are a run of "skip" (its blank branch only refuses to start after "=").
+_STOP = rf"[.:](?![^{_BLANK_CHARS}])"
+# Not a placeholder either: a word that "skip" refuses because a stop ends it ("failed.",
+# "server: "), with its stop and the blanks after it. Where "skip" fails on such a word no
+# later pattern can match: they need a digit, "-", "=" before, "\\" or "/" after the ":", or
+# a "." that a letter follows. Without it each such word costs a failed try of every
+# pattern at its first letter, then at its stop.
+_STOP_WORD = rf"(?<![=\w])[A-Za-z][A-Za-z_]*(?<=[A-Za-z]){_STOP}{_BLANKS}*"
+
+# A common case decided early: a plain integer followed by a blank, a stop or the end, which
+# no later pattern could claim (they need ".", ":", "-", letters or a unit after the digits,
+# and a digit after a "." or ":").
 _PLAIN_INT = (
-    r"(?<![A-Za-z0-9.])\d{1,31}(?=[ \t\n,;)\]}'\"]|$)"
+    rf"(?<![A-Za-z0-9.])\d{{1,31}}(?=[ \t\n,;)\]}}'\"]|{_STOP}|$)"
     r"(?! ?(?:milliseconds?|microseconds?|nanoseconds?|seconds?|minutes?|hours?|days?)\b)"
 )
 
 # Patterns whose matches are kept verbatim.
-KEEP = frozenset({"status", "skip"})
+KEEP = frozenset({"status", "skip", "stop_word"})
 
 # Order matters (see module docstring). "skip" must come after every pattern that can match
 # a run of plain letters at a word start (status words, e-mail local parts, URL schemes,
@@ -184,6 +197,7 @@ BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("url", _URL),
     ("date", _DATE),
     ("skip", _SKIP),
+    ("stop_word", _STOP_WORD),
     ("plain_int", _PLAIN_INT),
     ("traceparent", _TRACEPARENT),
     ("uuid", _UUID),
@@ -211,6 +225,7 @@ FIRST_CHARS: dict[str, str] = {
     "url": "a-zA-Z",
     "date": r"MTWFSJAONDd\d",
     "skip": r"A-Za-z \t\n,;(){}!?*#|<>\"'",
+    "stop_word": "A-Za-z",
     "plain_int": r"\d",
     "traceparent": "01",
     "uuid": "0-9a-fA-F",
@@ -234,7 +249,8 @@ FIRST_CHARS: dict[str, str] = {
 # as in "item_42"). So a run of ASCII letters and digits that follows a letter or digit (plus
 # one "_" after it) is copied as it is in one step; without this the regex would be tried at
 # each character of a word it could not skip as a whole ("failed." / "connect:").
-WORD_TAIL = r"(?<=[A-Za-z0-9])(?:[A-Za-z0-9]+_?|_)"
+# A stop (with the blanks after it) is copied in one step too ("10.2.3.4:5432: connect").
+WORD_TAIL = rf"(?<=[A-Za-z0-9])(?:[A-Za-z0-9]+_?|_)|{_STOP}{_BLANKS}*"
 
 # Patterns whose matches never end with "=": a run of blanks right after one of their matches
 # is always matched next by "skip" (nothing before it in the list starts with a blank, and

@@ -286,3 +286,27 @@ def test_a_placeholder_glued_to_a_minus_is_re_normalized():
     # found by the idempotence property: "-0xa" can only start a match after "<hex>"
     assert normalize_message("0xa-0xa") == "<hex><hex>"
     assert normalize_message("<hex><hex>") == "<hex><hex>"
+
+
+# "." and ":" before a blank or the end ("stops") are copied in one step, and a word ending in
+# one is kept by the "stop_word" alternative: texts full of them and of what could make a word
+# or a stop part of a match ("=", "_", "\\", "//", digits, status and day words).
+_STOP_TOKENS = st.sampled_from(
+    [
+        "failed.", "server: ", "connect:", "word.", "word:", "Mon.", "Jan:", "status:", "error:",
+        "got:", "http:", "C:", "c:\\x", "foo_", "foo_.", "dead:beef", "::1", "v2:", "10:", "10.",
+        "5432:", "=true.", "=x:", "true.", "5 days.", "datetime.", "a.b", "x.com.", ". ", ": ",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(_TOKENS, _STOP_TOKENS), max_size=20).map("".join))
+def test_stops_normalize_like_the_reference(text):
+    assert normalize_message(text) == _reference_normalize(text)
+    for with_digits, regex in (
+        (True, parameterize._ALL_PATTERNS),
+        (False, parameterize._NO_DIGIT_PATTERNS),
+    ):
+        expected = _plain_sub(_REFERENCE[with_digits], text)
+        assert regex.sub(parameterize._substitute_builtin, text) == expected
