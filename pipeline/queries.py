@@ -4,10 +4,19 @@ Every value reaches ClickHouse as a server-side parameter (``{name:Type}``). The
 assembled only from the constant fragments below (and the validated database name), so an
 optional filter costs nothing when unset instead of defeating the primary index.
 
-Counts come from ``event_minutes`` (every event, including those whose bodies were shed);
+Counts come from ``event_minutes`` (every event, including those whose bodies were shed)
+and its hourly and daily rollups ``event_hours`` / ``event_days`` (migration 0006);
 ``events`` holds the stored bodies (samples, exports). A key's count after ``FINAL`` is
 ``events + finalizeAggregation(legacy_events)`` (see migration 0003); summed over keys it is
-``sum(events) + uniqExactMerge(legacy_events)`` because an event_id belongs to one key.
+``sum(events) + uniqExactMerge(legacy_events)`` because an event_id belongs to one key. A
+rollup row's count is ``arraySum(mapValues(counts))`` after ``FINAL``: one entry per minute
+key (or legacy event id), so the same number.
+
+A time range is cut into spans (``spans``): whole days from ``event_days``, whole hours
+from ``event_hours``, the minutes left at either end from ``event_minutes``; a query is the
+UNION ALL of one subquery per span, summed. A rollup is used only when it can answer the
+filters (fingerprint and service are in its rows; level, release and environment are not)
+and, for a timeline, when its period divides the bucket.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import csv
 import io
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,6 +38,9 @@ DIMENSIONS = ("fingerprint", "service", "level", "release", "environment")
 BREAKDOWNS = ("category", "level", "service", "release", "environment")
 TOP_ORDERS = ("count", "users", "growth", "new")
 COUNT = "sum(events) + uniqExactMerge(legacy_events)"
+ROLLUP_COUNT = "sum(arraySum(mapValues(counts)))"
+# Partitions never share a key (the period is in the key): FINAL need not merge across them.
+FINAL_SETTINGS = "\nSETTINGS do_not_merge_across_partitions_select_final = 1"
 
 
 def auto_bucket(seconds: float, max_points: int = 240) -> int:
@@ -109,15 +122,124 @@ def _range_params(since: float, until: float) -> dict[str, Any]:
     }
 
 
+# -- tiers: the minute table and its rollups -----------------------------------------
+@dataclass(frozen=True)
+class Tier:
+    """One table of counts: its period, time column, the count expression, whether the
+    count needs FINAL, and the filters its rows can answer."""
+
+    seconds: int
+    table: str
+    column: str
+    count: str
+    dims: tuple[str, ...]
+    final: bool = True
+    users: str = "uniqMergeState(users)"
+
+
+MINUTES = Tier(60, "event_minutes", "minute", "sum(events)", DIMENSIONS)
+HOURS = Tier(3600, "event_hours", "hour", ROLLUP_COUNT, ("fingerprint", "service"))
+DAYS = Tier(86400, "event_days", "day", ROLLUP_COUNT, ("fingerprint", "service"))
+TIERS = (DAYS, HOURS, MINUTES)
+# Records without minute_count (agents before the contract), counted by event_id: their own
+# small table, added to every count over the whole range (uniqExact states merge: no FINAL).
+LEGACY = Tier(
+    60,
+    "event_minutes_legacy",
+    "minute",
+    "uniqExactMerge(legacy_events)",
+    DIMENSIONS,
+    final=False,
+    users="uniqStateIf(toUInt64(0), 0)",  # users are in the other tables' rows
+)
+
+
+def usable_tiers(filters: Mapping[str, str], bucket: int | None = None) -> tuple[Tier, ...]:
+    """The tiers, coarsest first, that can answer ``filters`` (and whose period divides
+    ``bucket``, for a timeline); the minute table can answer everything."""
+    wanted = {name for name, value in filters.items() if value}
+    return tuple(
+        t
+        for t in TIERS
+        if t is MINUTES or (wanted <= set(t.dims) and (bucket is None or bucket % t.seconds == 0))
+    )
+
+
+def spans(lo: int, hi: int, tiers: tuple[Tier, ...] = TIERS) -> list[tuple[Tier, int, int]]:
+    """[lo, hi) (minute-aligned epoch seconds) as whole periods of the coarsest tier that
+    fits, the rest at either end cut the same way by the finer tiers; in time order."""
+    if lo >= hi:
+        return []
+    tier, finer = tiers[0], tiers[1:]
+    if not finer:
+        return [(tier, lo, hi)]
+    start = -(-lo // tier.seconds) * tier.seconds
+    end = hi // tier.seconds * tier.seconds
+    if start >= end:
+        return spans(lo, hi, finer)
+    return spans(lo, start, finer) + [(tier, start, end)] + spans(end, hi, finer)
+
+
+def count_parts(lo: int, hi: int, tiers: tuple[Tier, ...], **fragments: str) -> list[tuple]:
+    """The spans of [lo, hi) plus the legacy counts over all of it: what a count reads."""
+    parts = spans(lo, hi, tiers) + ([(LEGACY, lo, hi)] if lo < hi else [])
+    return [(*part, fragments) for part in parts]
+
+
+def minute_range(since: float, until: float) -> tuple[int, int]:
+    """The minutes [lo, hi) a range covers: the minute of ``since`` through the minute of
+    ``until`` when it is not a whole minute (as ``minute < until`` reads it)."""
+    return minute_floor(since), -(-int(-(-until // 1)) // 60) * 60
+
+
+def _span_where(tier: Tier, i: int, filters: Mapping[str, str]) -> str:
+    clauses = [
+        f"{tier.column} >= toDateTime({{lo{i}:Int64}}, 'UTC')",
+        f"{tier.column} < toDateTime({{hi{i}:Int64}}, 'UTC')",
+    ]
+    clauses += [f"{name} = {{{name}:String}}" for name in DIMENSIONS if filters.get(name)]
+    return " AND ".join(clauses)
+
+
+def _union(
+    template: str,
+    backend: Backend,
+    parts: list[tuple],
+    filters: Mapping[str, str],
+    params: dict[str, Any],
+    **fragments: str,
+) -> str:
+    """One subquery per span ``(tier, lo, hi[, {fragment: text}])``, UNION ALL; fills
+    ``params`` with each span's bounds."""
+    selects = []
+    for i, (tier, lo, hi, *own) in enumerate(parts):
+        params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+        text = template
+        for name, value in {**fragments, **(own[0] if own else {})}.items():
+            text = text.replace(f"__{name.upper()}__", value)
+        selects.append(
+            _sql(
+                text,
+                backend,
+                table=tier.table,
+                col=tier.column,
+                count=tier.count,
+                final="FINAL" if tier.final else "",
+                users_state=tier.users,
+                where=_span_where(tier, i, filters),
+            )
+        )
+    return "\n    UNION ALL\n".join(selects)
+
+
 # -- timeline ---------------------------------------------------------------------------
 TIMELINE_SQL = """
 SELECT toUnixTimestamp(bucket) AS ts, n_events
 FROM (
-    SELECT toDateTime(toStartOfInterval(minute, toIntervalSecond({bucket:UInt32})), 'UTC')
-               AS bucket,
-           sum(events) + uniqExactMerge(legacy_events) AS n_events
-    FROM {db}.event_minutes FINAL
-    WHERE __WHERE__
+    SELECT bucket, sum(n) AS n_events
+    FROM (
+    __SPANS__
+    )
     GROUP BY bucket
     ORDER BY bucket
     WITH FILL
@@ -127,6 +249,13 @@ FROM (
         STEP toIntervalSecond({bucket:UInt32})
 )
 """
+TIMELINE_SPAN = """
+    SELECT toDateTime(toStartOfInterval(__COL__, toIntervalSecond({bucket:UInt32})), 'UTC')
+               AS bucket,
+           __COUNT__ AS n
+    FROM {db}.__TABLE__ __FINAL__
+    WHERE __WHERE__
+    GROUP BY bucket"""
 
 
 def timeline(
@@ -143,9 +272,11 @@ def timeline(
     bucket = int(bucket or auto_bucket(until - since))
     if bucket < 60 or bucket % 60:
         raise ValueError("bucket must be a whole number of minutes (60, 300, ...)")
-    clause, params = where(filters)
+    _, params = where(filters)
     params.update(_range_params(since, until), bucket=bucket)
-    rows = backend.query(_sql(TIMELINE_SQL, backend, where=clause), params)
+    parts = count_parts(*minute_range(since, until), usable_tiers(filters, bucket))
+    sql = _sql(TIMELINE_SQL, backend, spans=_union(TIMELINE_SPAN, backend, parts, filters, params))
+    rows = backend.query(sql + FINAL_SETTINGS, params)
     points = [{"ts": int(r["ts"]), "events": int(r["n_events"])} for r in rows]
     return {
         "since": since,
@@ -159,36 +290,39 @@ def timeline(
 
 # -- top issues -------------------------------------------------------------------------
 TOP_SQL = """
-SELECT fingerprint,
-       sumIf(events, minute >= toDateTime({since:Int64}, 'UTC'))
-         + uniqExactMergeIf(legacy_events, minute >= toDateTime({since:Int64}, 'UTC')) AS n_events,
-       sumIf(events, minute < toDateTime({since:Int64}, 'UTC'))
-         + uniqExactMergeIf(legacy_events, minute < toDateTime({since:Int64}, 'UTC'))
-         AS n_previous,
-       __USERS__ AS n_users,
-       toUnixTimestamp(minIf(minute, minute >= toDateTime({since:Int64}, 'UTC'))) AS first_minute,
-       toUnixTimestamp(max(minute)) AS last_minute
-FROM {db}.event_minutes FINAL
-WHERE minute >= toDateTime({window_start:Int64}, 'UTC')
-  AND minute < toDateTime({until:Int64}, 'UTC')
-  __FILTERS__
+SELECT fingerprint, sumIf(n, cur = 1) AS n_events, sumIf(n, cur = 0) AS n_previous,
+       __USERS__ AS n_users
+FROM (
+    __SPANS__
+)
 GROUP BY fingerprint
 HAVING n_events > 0
 ORDER BY __ORDER__ DESC, fingerprint
 LIMIT {limit:UInt32}
 """
+TOP_SPAN = """
+    SELECT fingerprint, __COUNT__ AS n, toUInt8(__CUR__) AS cur__STATE__
+    FROM {db}.__TABLE__ __FINAL__
+    WHERE __WHERE____EXTRA__
+    GROUP BY fingerprint"""
 TOP_ORDER = {
     "count": "n_events",
     "users": "n_users",
     "growth": "n_events - n_previous",
     "new": "n_events",
 }
-TOP_USERS_SQL = """
-SELECT fingerprint, uniqMerge(users) AS n_users
-FROM {db}.event_minutes
-WHERE fingerprint IN {fingerprints:Array(String)} AND __WHERE__
+USERS_SQL = """
+SELECT fingerprint, uniqMerge(u) AS n_users
+FROM (
+    __SPANS__
+)
 GROUP BY fingerprint
 """
+USERS_SPAN = """
+    SELECT fingerprint, uniqMergeState(users) AS u
+    FROM {db}.__TABLE__
+    WHERE fingerprint IN {fingerprints:Array(String)} AND __WHERE__
+    GROUP BY fingerprint"""
 NEW_FILTER = """
   AND fingerprint IN (SELECT fingerprint FROM {db}.issues FINAL
                       WHERE first_seen >= fromUnixTimestamp64Milli({since_ms:Int64}, 'UTC')
@@ -222,6 +356,20 @@ def _issue(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def users_by_fingerprint(
+    backend: Backend, fingerprints: list[str], since: float, until: float, **filters: str
+) -> dict[str, int]:
+    """Distinct users of each of ``fingerprints`` over [since, until) (uniq states merged
+    across the spans, so a user seen in two spans counts once)."""
+    if not fingerprints:
+        return {}
+    filters.pop("fingerprint", None)
+    params: dict[str, Any] = {**where(filters)[1], "fingerprints": list(fingerprints)}
+    parts = spans(*minute_range(since, until), usable_tiers(filters))
+    sql = _sql(USERS_SQL, backend, spans=_union(USERS_SPAN, backend, parts, filters, params))
+    return {r["fingerprint"]: int(r["n_users"]) for r in backend.query(sql, params)}
+
+
 def top_issues(
     backend: Backend,
     since: float,
@@ -235,33 +383,35 @@ def top_issues(
     if order not in TOP_ORDERS:
         raise ValueError(f"order must be one of {', '.join(TOP_ORDERS)}")
     filters.pop("fingerprint", None)
-    clause, params = where(filters)
-    extra = clause.split(" AND ", 2)[2:]  # the dimension filters, without the time range
-    fragments = (" AND " + extra[0]) if extra else ""
-    if order == "new":
-        fragments += NEW_FILTER
-    window_start = since - (until - since) if order == "growth" else since
+    _, params = where(filters)
     params.update(_range_params(since, until), limit=int(limit))
-    params["window_start"] = minute_floor(window_start)
+    tiers = usable_tiers(filters)
+    lo, hi = minute_range(since, until)
+    parts = count_parts(lo, hi, tiers, cur="1")
+    if order == "growth":  # the previous period of the same length, counted apart
+        parts = count_parts(minute_floor(since - (until - since)), lo, tiers, cur="0") + parts
+    union = _union(
+        TOP_SPAN,
+        backend,
+        parts,
+        filters,
+        params,
+        extra=NEW_FILTER if order == "new" else "",
+        state=", __USERS_STATE__ AS u" if order == "users" else "",
+    )
     # Merging uniq states is the costly part: rank by users only when asked to, and count
     # the users of the top `limit` issues in a second pass otherwise.
-    users = "uniqMergeIf(users, minute >= toDateTime({since:Int64}, 'UTC'))"
     sql = _sql(
         TOP_SQL,
         backend,
-        filters=fragments,
+        spans=union,
         order=TOP_ORDER[order],
-        users=users if order == "users" else "0",
+        users="uniqMerge(u)" if order == "users" else "0",
     )
-    rows = backend.query(sql, params)
+    rows = backend.query(sql + FINAL_SETTINGS, params)
     fingerprints = [r["fingerprint"] for r in rows]
     if order != "users" and fingerprints:
-        clause = " AND ".join(c for c in where(filters)[0].split(" AND ") if "fingerprint" not in c)
-        counted = backend.query(
-            _sql(TOP_USERS_SQL, backend, where=clause),
-            {**params, "fingerprints": fingerprints},
-        )
-        by_fp = {r["fingerprint"]: r["n_users"] for r in counted}
+        by_fp = users_by_fingerprint(backend, fingerprints, since, until, **filters)
         for r in rows:
             r["n_users"] = by_fp.get(r["fingerprint"], 0)
     states = issues_by_fingerprint(backend, fingerprints)
@@ -289,32 +439,38 @@ def top_issues(
 
 
 # -- issue detail -----------------------------------------------------------------------
-DETAIL_TOTALS_SQL = """
-SELECT sum(events) + uniqExactMerge(legacy_events) AS n_events,
-       uniqMerge(users) AS n_users,
-       toUnixTimestamp(min(minute)) AS first_minute,
-       toUnixTimestamp(max(minute)) AS last_minute
-FROM {db}.event_minutes FINAL
-WHERE fingerprint = {fingerprint:String}
-  AND minute >= toDateTime({since:Int64}, 'UTC') AND minute < toDateTime({until:Int64}, 'UTC')
-"""
+# One pass over the issue's minute rows gives the count per (release, environment, level);
+# the breakdowns and the total are sums of those (counts add up across keys).
 DETAIL_SPLIT_SQL = """
-SELECT __DIM__ AS value, sum(events) + uniqExactMerge(legacy_events) AS n_events
-FROM {db}.event_minutes FINAL
+SELECT release, environment, level, sum(n) AS n_events
+FROM (
+    __SPANS__
+)
+GROUP BY release, environment, level
+"""
+DETAIL_SPLIT_SPAN = """
+    SELECT release, environment, level, __COUNT__ AS n
+    FROM {db}.__TABLE__ __FINAL__
+    WHERE __WHERE__
+    GROUP BY release, environment, level"""
+DETAIL_SEEN_SQL = """
+SELECT toUnixTimestamp(min(minute)) AS first_minute, toUnixTimestamp(max(minute)) AS last_minute
+FROM {db}.event_minutes
 WHERE fingerprint = {fingerprint:String}
   AND minute >= toDateTime({since:Int64}, 'UTC') AND minute < toDateTime({until:Int64}, 'UTC')
-GROUP BY value
-ORDER BY n_events DESC, value
-LIMIT 50
 """
+# The latest stored body: first among the bodies since shortly before the issue's last_seen
+# (one or two day partitions), then, when bodies were shed since, over all of the issue.
 LATEST_EVENT_SQL = """
 SELECT event_id, toUnixTimestamp64Milli(timestamp) / 1000 AS timestamp, level, release,
        environment, message, exception_type, payload
 FROM {db}.events
 WHERE fingerprint = {fingerprint:String}
-ORDER BY timestamp DESC
+  AND timestamp >= fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC')
+ORDER BY timestamp DESC, event_id DESC
 LIMIT 1
 """
+LATEST_LOOKBACK = 86400
 
 
 def stack_trace(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -347,16 +503,36 @@ def issue_detail(
     stored event with its stack trace. None when the issue is unknown."""
     until = time.time() + 86400 if until is None else until
     params: dict[str, Any] = {"fingerprint": fingerprint, **_range_params(since, until)}
-    totals = backend.query(_sql(DETAIL_TOTALS_SQL, backend), params)[0]
+    parts = count_parts(*minute_range(since, until), (MINUTES,))
+    union = _union(DETAIL_SPLIT_SPAN, backend, parts, {"fingerprint": fingerprint}, params)
+    combos = backend.query(_sql(DETAIL_SPLIT_SQL, backend, spans=union) + FINAL_SETTINGS, params)
     state = issues_by_fingerprint(backend, [fingerprint]).get(fingerprint)
-    events = int(totals["n_events"] or 0)
+    events = sum(int(r["n_events"]) for r in combos)
     if not events and state is None:
         return None
     splits = {}
     for dim in ("release", "environment", "level"):
-        rows = backend.query(_sql(DETAIL_SPLIT_SQL, backend, dim=dim), params)
-        splits[dim] = [{"value": r["value"], "events": int(r["n_events"])} for r in rows]
-    latest = backend.query(_sql(LATEST_EVENT_SQL, backend), {"fingerprint": fingerprint})
+        per_value: dict[str, int] = {}
+        for r in combos:
+            per_value[r[dim]] = per_value.get(r[dim], 0) + int(r["n_events"])
+        ranked = sorted(per_value.items(), key=lambda kv: (-kv[1], kv[0]))[:50]
+        splits[dim] = [{"value": value, "events": n} for value, n in ranked]
+    users = users_by_fingerprint(backend, [fingerprint], since, until).get(fingerprint, 0)
+    if state is None:
+        seen = backend.query(_sql(DETAIL_SEEN_SQL, backend), params)[0]
+        first_seen, last_seen = int(seen["first_minute"]), int(seen["last_minute"])
+    else:
+        first_seen, last_seen = state["first_seen"], state["last_seen"]
+    latest = []
+    if state is not None and state["last_seen"]:
+        after = round((state["last_seen"] - LATEST_LOOKBACK) * 1000)
+        latest = backend.query(
+            _sql(LATEST_EVENT_SQL, backend), {"fingerprint": fingerprint, "after_ms": after}
+        )
+    if not latest:
+        latest = backend.query(
+            _sql(LATEST_EVENT_SQL, backend), {"fingerprint": fingerprint, "after_ms": 0}
+        )
     sample = None
     if latest:
         row = latest[0]
@@ -370,9 +546,9 @@ def issue_detail(
         "fingerprint": fingerprint,
         "issue": state,
         "events": events,
-        "users": int(totals["n_users"] or 0),
-        "first_seen": state["first_seen"] if state else int(totals["first_minute"]),
-        "last_seen": state["last_seen"] if state else int(totals["last_minute"]),
+        "users": users,
+        "first_seen": first_seen,
+        "last_seen": last_seen,
         "releases": splits["release"],
         "environments": splits["environment"],
         "levels": splits["level"],

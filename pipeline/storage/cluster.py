@@ -11,6 +11,9 @@ the statements a sharded, replicated ClickHouse cluster needs (``clickhouse_clus
         → ... db.mv ON CLUSTER c TO db.a_local AS SELECT ... FROM db.b_local  (per shard)
     ALTER TABLE db.t ADD COLUMN ...              → on t_local and on t (both carry columns)
     ALTER TABLE db.t <anything else>             → on t_local only (indexes, constraints, TTL)
+    INSERT INTO db.t (...) SELECT ... FROM db.u  → unchanged, through the Distributed tables
+        (a backfill: reads every shard, each row goes to its shard by t's sharding key),
+        with distributed_foreground_insert = 1 so it is on the shards when migrate returns
 
 Queries and inserts keep using the plain names (the Distributed tables), so nothing else in
 the code changes. Sharding keys keep one issue on one shard: ReplacingMergeTree collapses a
@@ -29,6 +32,9 @@ SHARDING_KEYS: dict[str, str] = {
     "events": "cityHash64(fingerprint)",
     "event_minutes": "cityHash64(fingerprint)",
     "event_minutes_input": "cityHash64(fingerprint)",
+    "event_minutes_legacy": "cityHash64(fingerprint)",
+    "event_hours": "cityHash64(fingerprint)",
+    "event_days": "cityHash64(fingerprint)",
     "issues": "cityHash64(fingerprint)",
     "alerts": "cityHash64(alert_id)",
 }
@@ -37,6 +43,7 @@ DEFAULT_SHARDING_KEY = "rand()"
 _CREATE = re.compile(r"^\s*CREATE TABLE (IF NOT EXISTS )?(\w+)\.(\w+)", re.I)
 _VIEW = re.compile(r"^\s*CREATE MATERIALIZED VIEW (IF NOT EXISTS )?(\w+)\.(\w+)", re.I)
 _ALTER = re.compile(r"^\s*ALTER TABLE (\w+)\.(\w+)", re.I)
+_INSERT = re.compile(r"^\s*INSERT INTO \w+\.\w+\s*(\([^()]*\))?", re.I)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w*)MergeTree\b(\s*\(([^()]*)\))?", re.I)
 _NULL_ENGINE = re.compile(r"ENGINE\s*=\s*Null\b", re.I)
 
@@ -105,6 +112,13 @@ def to_cluster(statement: str, cluster: str) -> list[str]:
         if re.search(r"\b(ADD|DROP|MODIFY|RENAME) COLUMN\b", body, re.I):
             return [local, f"ALTER TABLE {database}.{table} ON CLUSTER {cluster}{body}"]
         return [local]
+    if m := _INSERT.match(statement):
+        if not re.match(r"\s*SELECT\b", statement[m.end() :], re.I):
+            raise ClusterDDLError(f"only INSERT ... SELECT is distributed: {statement[:80]}")
+        head = statement[: m.end()].rstrip()
+        return [
+            f"{head} SETTINGS distributed_foreground_insert = 1\n{statement[m.end() :].lstrip()}"
+        ]
     if re.match(r"^\s*(CREATE DATABASE|DROP|TRUNCATE|OPTIMIZE)\b", statement, re.I):
         return [_with_on_cluster(statement, cluster)]
     raise ClusterDDLError(f"cannot render for a cluster: {statement[:80]}")

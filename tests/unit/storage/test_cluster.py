@@ -73,14 +73,36 @@ def test_unknown_statements_fail_loudly():
         to_cluster("INSERT INTO db.t VALUES (1)", "c")
 
 
+def test_backfill_goes_through_the_distributed_tables_synchronously():
+    sql = "INSERT INTO db.hours (a, b)\nSELECT a, b FROM db.minutes FINAL GROUP BY a, b"
+    (out,) = to_cluster(sql, "c")
+    assert out == (
+        "INSERT INTO db.hours (a, b) SETTINGS distributed_foreground_insert = 1\n"
+        "SELECT a, b FROM db.minutes FINAL GROUP BY a, b"
+    )
+
+
 def test_every_migration_has_a_cluster_variant_with_sharding_by_issue():
     statements = all_cluster_statements()
-    assert all(" ON CLUSTER prod" in s for s in statements)
+    inserts = [s for s in statements if s.startswith("INSERT INTO")]
+    assert inserts and all("distributed_foreground_insert = 1" in s for s in inserts)
+    assert all(" ON CLUSTER prod" in s for s in statements if s not in inserts)
     dist = [s for s in statements if "ENGINE = Distributed" in s]
     keys = {s.split(" ")[5].split(".")[1]: s.rsplit(", ", 1)[1] for s in dist}
     assert keys["events"] == "cityHash64(fingerprint))"
     assert keys["issues"] == "cityHash64(fingerprint))"
     assert keys["alerts"] == "cityHash64(alert_id))"
+    # an issue's minutes, legacy counts and rollups live on the shard of its events
+    for table in ("event_minutes", "event_minutes_legacy", "event_hours", "event_days"):
+        assert keys[table] == "cityHash64(fingerprint))", table
+
+
+def test_rollup_views_read_and_write_each_shards_local_tables():
+    views = [s for s in all_cluster_statements() if "MATERIALIZED VIEW" in s]
+    for name in ("event_minutes_legacy", "event_hours", "event_days"):
+        (view,) = [v for v in views if f".{name}_mv ON CLUSTER" in v]
+        assert f"TO errorstream.{name}_local" in view
+        assert "FROM errorstream.event_minutes_input_local" in view
 
 
 def test_clickhouse_parses_every_cluster_statement():

@@ -40,6 +40,60 @@ def test_durations_and_time_ranges():
         queries.time_range("60", "50")
 
 
+DAY = 86400
+
+
+def _tables(lo: int, hi: int, tiers=queries.TIERS) -> list[tuple[str, int, int]]:
+    return [(t.table, a, z) for t, a, z in queries.spans(lo, hi, tiers)]
+
+
+def test_spans_take_whole_days_then_whole_hours_then_minutes():
+    d = 100 * DAY
+    assert _tables(d - 3600 - 120, d + DAY + 3600 + 60) == [
+        ("event_minutes", d - 3600 - 120, d - 3600),
+        ("event_hours", d - 3600, d),
+        ("event_days", d, d + DAY),
+        ("event_hours", d + DAY, d + DAY + 3600),
+        ("event_minutes", d + DAY + 3600, d + DAY + 3600 + 60),
+    ]
+    assert _tables(d, d + DAY) == [("event_days", d, d + DAY)]
+    assert _tables(d + 60, d + 3000) == [("event_minutes", d + 60, d + 3000)]
+    assert _tables(d + 120, d + 7200) == [
+        ("event_minutes", d + 120, d + 3600),
+        ("event_hours", d + 3600, d + 7200),
+    ]
+    assert _tables(d, d + DAY, (queries.MINUTES,)) == [("event_minutes", d, d + DAY)]
+    assert queries.spans(d, d) == []
+
+
+@pytest.mark.parametrize("lo", [0, 60, 3540, 86340, 86400 * 3 + 7260])
+@pytest.mark.parametrize("length", [60, 3600, 5400, 86400, 90000, 3 * 86400 + 61 * 60])
+def test_spans_cover_the_range_once_in_order(lo, length):
+    parts = queries.spans(lo, lo + length)
+    assert parts[0][1] == lo and parts[-1][2] == lo + length
+    assert all(a[2] == b[1] for a, b in zip(parts, parts[1:], strict=False))
+    assert all(lo_ % t.seconds == 0 and hi_ % t.seconds == 0 for t, lo_, hi_ in parts)
+
+
+def test_rollups_answer_only_what_their_rows_hold():
+    assert queries.usable_tiers({}) == queries.TIERS
+    assert queries.usable_tiers({"fingerprint": "f", "service": "s", "level": ""}) == (
+        queries.TIERS
+    )
+    for dim in ("level", "release", "environment"):
+        assert queries.usable_tiers({dim: "x"}) == (queries.MINUTES,)
+    # a timeline bucket must be a whole number of the table's periods
+    assert queries.usable_tiers({}, 900) == (queries.MINUTES,)
+    assert queries.usable_tiers({}, 3 * 3600) == (queries.HOURS, queries.MINUTES)
+    assert queries.usable_tiers({}, DAY) == queries.TIERS
+
+
+def test_minute_range_matches_minute_less_than_until():
+    assert queries.minute_range(130.5, 180) == (120, 180)
+    assert queries.minute_range(120, 180.2) == (120, 240)
+    assert queries.minute_range(120, 239) == (120, 240)
+
+
 def test_where_adds_only_the_filters_that_are_set():
     clause, params = queries.where({"service": "svc", "level": ""})
     assert "service = {service:String}" in clause and "level" not in clause

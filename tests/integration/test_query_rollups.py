@@ -1,0 +1,310 @@
+"""Rollup-based answers are the minute table's answers, exactly, on the real embedded engine.
+
+Generated per-minute input rows (the rows the sink writes into ``event_minutes_input``) with
+contract counts, legacy records counted by event_id, users, shed bodies (records with no
+``events`` row) and replays (whole batches and random rows inserted again, before and after
+merges). Every timeline, top-issues and issue-detail answer read through the hourly and daily
+rollups (``event_hours``, ``event_days``) and the legacy table must equal the same query read
+from ``event_minutes`` alone, and the counts must equal the ones computed here independently.
+A second database gets part of its data before migration 0006 (the backfill path).
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import time
+import uuid
+
+import pytest
+
+from pipeline import queries
+from pipeline.sinks.rows import MINUTE_COLUMNS
+from pipeline.storage import ChdbBackend
+from pipeline.storage import migrate as migrate_module
+from pipeline.storage.migrate import migrate
+
+pytestmark = pytest.mark.integration
+
+DAY = 86400
+D0 = int(time.time() // DAY) * DAY - 3 * DAY  # midnight three days ago
+START = D0 - 2 * 3600 - 17 * 60  # a partial day and a partial hour before D0
+END = D0 + 2 * DAY + 5 * 3600 + 3 * 60  # and after D0 + 2 days
+SERVICES = {"fp0": "api", "fp1": "api", "fp2": "web", "fp3": "web", "fp4": "jobs", "fp5": "api"}
+FINGERPRINTS = tuple(SERVICES)
+LEVELS = ("error", "warning", "fatal")
+RELEASES = ("app@1.0", "app@1.1")
+ENVIRONMENTS = ("prod", "staging")
+EVENT_COLUMNS = (
+    "event_id",
+    "timestamp",
+    "received_at",
+    "service",
+    "environment",
+    "release",
+    "level",
+    "fingerprint",
+    "title",
+    "payload",
+    "user_hash",
+)
+RANGES = (
+    (START - 600, END + 600),  # everything
+    (D0, D0 + 2 * DAY),  # whole days
+    (D0 + 3 * 3600 + 30.5, D0 + DAY + 7 * 3600 + 1799.2),  # unaligned, to the second
+    (D0 - 1800, D0 + 1800),  # across midnight, under an hour each side
+    (D0 + 5 * 60, D0 + 47 * 60),  # inside one hour
+    (D0 + DAY - 7200, D0 + 2 * DAY + 3600),  # hours + a day + hours
+)
+FILTERS = (
+    {},
+    {"fingerprint": "fp0"},
+    {"service": "api"},
+    {"level": "warning"},
+    {"fingerprint": "fp5", "service": "web"},
+    {"environment": "staging", "service": "api"},
+)
+
+
+def generate(n: int, seed: int) -> tuple[list[list[tuple]], list[tuple], list[dict]]:
+    """Input rows in batches (replays included), stored bodies, and the events themselves
+    (for the expected counts): contract counts are cumulative per minute key; ~15% of the
+    records are legacy (minute_count 0, counted by event_id); ~30% of bodies are shed."""
+    rnd = random.Random(seed)
+    hot = [D0 + rnd.randrange(0, 2 * DAY, 60) for _ in range(20)]  # minutes with many events
+    cumulative: collections.Counter = collections.Counter()
+    events, rows, bodies = [], [], []
+    for _ in range(n):
+        fp = rnd.choice(FINGERPRINTS)
+        service = "web" if fp == "fp5" and rnd.random() < 0.3 else SERVICES[fp]
+        ts = rnd.choice(hot) + rnd.uniform(0, 60) if rnd.random() < 0.4 else rnd.uniform(START, END)
+        minute = int(ts // 60 * 60)
+        level = LEVELS[rnd.random() < 0.2] if fp != "fp4" else rnd.choice(LEVELS)
+        release, environment = rnd.choice(RELEASES), ENVIRONMENTS[rnd.random() < 0.1]
+        key = (minute, service, fp, level, release, environment)
+        legacy = rnd.random() < 0.15
+        if not legacy:
+            cumulative[key] += 1
+        user = rnd.randrange(1, 400) * 7_919 if rnd.random() < 0.8 else None
+        event_id = uuid.UUID(int=rnd.getrandbits(128)).hex
+        row = (minute, service, fp, level, release, environment)
+        row += (0 if legacy else cumulative[key], event_id, user or 0, int(user is not None))
+        rows.append(row)
+        events.append({"ts": ts, "key": key, "user": user, "fp": fp, "service": service})
+        if rnd.random() < 0.7:  # the body is stored; otherwise shed: counted, not stored
+            bodies.append(
+                (event_id, ts, ts, service, environment, release, level, fp, fp, "{}", user or 0)
+            )
+    batches = [rows[i : i + n // 8] for i in range(0, n, n // 8)]
+    batches.append(rnd.sample(rows, len(rows) * 3 // 10))  # replayed rows, any order
+    batches.append(list(batches[2]))  # a whole batch again
+    return batches, bodies, events
+
+
+def issue_rows() -> list[list]:
+    # fp5 has no state: issue_detail takes first/last seen from the minutes
+    return [
+        [fp, SERVICES[fp], f"Error {fp}", "x", "bug", "ongoing", START + i * 3600, END, 1, 1, [], 1]
+        for i, fp in enumerate(FINGERPRINTS[:5])
+    ]
+
+
+ISSUE_COLUMNS = [
+    "fingerprint",
+    "service",
+    "title",
+    "culprit",
+    "category",
+    "status",
+    "first_seen",
+    "last_seen",
+    "count",
+    "users",
+    "levels",
+    "version",
+]
+
+
+def load(backend, batches, bodies, *, optimize_between: bool = True) -> None:
+    for i, batch in enumerate(batches):
+        backend.insert("event_minutes_input", MINUTE_COLUMNS, batch)
+        if optimize_between and i == len(batches) - 3:  # merge, then replays land on top
+            for table in ("event_minutes", "event_hours", "event_days"):
+                backend.command(f"OPTIMIZE TABLE {backend.database}.{table} FINAL")
+    backend.insert("events", EVENT_COLUMNS, bodies)
+    backend.insert("issues", ISSUE_COLUMNS, issue_rows())
+
+
+def expected_counts(events, since, until, **filters) -> dict[int, int]:
+    """Events per minute over [since, until) as the minute table defines them."""
+    lo, hi = queries.minute_range(since, until)
+    out: collections.Counter = collections.Counter()
+    for e in events:
+        minute, service, fp, level, release, environment = e["key"]
+        values = {"fingerprint": fp, "service": service, "level": level}
+        values.update(release=release, environment=environment)
+        if lo <= minute < hi and all(values[k] == v for k, v in filters.items() if v):
+            out[minute] += 1
+    return dict(out)
+
+
+def expected_users(events, since, until) -> dict[str, int]:
+    lo, hi = queries.minute_range(since, until)
+    users = collections.defaultdict(set)
+    for e in events:
+        if lo <= e["key"][0] < hi and e["user"] is not None:
+            users[e["fp"]].add(e["user"])
+    return {fp: len(u) for fp, u in users.items()}
+
+
+def answers(backend) -> dict:
+    out = {}
+    for r, (since, until) in enumerate(RANGES):
+        for f, filters in enumerate(FILTERS):
+            for bucket in (None, 60, 300, 3600, 3 * 3600, DAY):
+                if bucket == 60 and until - since > 2 * DAY:
+                    continue
+                out["timeline", r, f, bucket] = queries.timeline(
+                    backend, since, until, bucket, **filters
+                )
+            top_filters = {k: v for k, v in filters.items() if k != "fingerprint"}
+            for order in queries.TOP_ORDERS:
+                out["top", r, f, order] = queries.top_issues(
+                    backend, since, until, order, limit=100, **top_filters
+                )
+        for fp in FINGERPRINTS:
+            out["detail", r, fp] = queries.issue_detail(backend, fp, since, until)
+    return out
+
+
+def minutes_only(backend, monkeypatch) -> dict:
+    with monkeypatch.context() as m:
+        m.setattr(queries, "TIERS", (queries.MINUTES,))
+        return answers(backend)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(4000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory, data):
+    b = ChdbBackend(str(tmp_path_factory.mktemp("rollups") / "clickhouse"), "rollups")
+    migrate(b, 90)
+    batches, bodies, _ = data
+    load(b, batches, bodies)
+    yield b
+    b.close()
+
+
+def test_ranges_really_use_the_rollups():
+    parts = queries.spans(*queries.minute_range(*RANGES[0]))
+    assert [(t.table, lo - D0, hi - D0) for t, lo, hi in parts] == [
+        ("event_minutes", -147 * 60, -2 * 3600),
+        ("event_hours", -2 * 3600, 0),
+        ("event_days", 0, 2 * DAY),
+        ("event_hours", 2 * DAY, 2 * DAY + 5 * 3600),
+        ("event_minutes", 2 * DAY + 5 * 3600, 2 * DAY + 5 * 3600 + 13 * 60),
+    ]
+    assert queries.spans(*queries.minute_range(*RANGES[4])) == [
+        (queries.MINUTES, D0 + 300, D0 + 47 * 60)
+    ]
+    # a level filter cannot be answered by a rollup; a 15-minute bucket not by an hourly one
+    assert queries.usable_tiers({"level": "error"}) == (queries.MINUTES,)
+    assert queries.usable_tiers({"service": "a"}, 900) == (queries.MINUTES,)
+    assert queries.usable_tiers({}, 3 * 3600) == (queries.HOURS, queries.MINUTES)
+
+
+def test_rollup_answers_equal_minute_table_answers(backend, data, monkeypatch):
+    _, _, events = data
+    # the rollups hold every contract count (legacy ones are in their own table)
+    db = backend.database
+    contract = backend.query(
+        f"SELECT sum(events) AS n FROM {db}.event_minutes FINAL"
+        " UNION ALL "
+        f"SELECT sum(arraySum(mapValues(counts))) FROM {db}.event_hours FINAL"
+        " UNION ALL "
+        f"SELECT sum(arraySum(mapValues(counts))) FROM {db}.event_days FINAL"
+    )
+    assert len({int(r["n"]) for r in contract}) == 1
+    legacy = backend.query(
+        f"SELECT uniqExactMerge(legacy_events) AS n FROM {db}.event_minutes_legacy"
+    )
+    assert int(legacy[0]["n"]) == sum(1 for b in data[0][:8] for row in b if row[6] == 0)
+
+    tiered = answers(backend)
+    assert tiered == minutes_only(backend, monkeypatch)
+    check_against_generated(tiered, events)
+
+
+def check_against_generated(got: dict, events: list[dict]) -> None:
+    for r, (since, until) in enumerate(RANGES):
+        for f, filters in enumerate(FILTERS):
+            per_minute = expected_counts(events, since, until, **filters)
+            for bucket in (None, 3600, DAY):
+                tl = got["timeline", r, f, bucket]
+                size = tl["bucket_seconds"]
+                want: collections.Counter = collections.Counter()
+                for minute, n in per_minute.items():
+                    want[minute // size * size] += n
+                assert {p["ts"]: p["events"] for p in tl["points"] if p["events"]} == dict(want)
+            top_filters = {k: v for k, v in filters.items() if k != "fingerprint"}
+            per_fp = collections.Counter()
+            lo, hi = queries.minute_range(since, until)
+            for e in events:
+                minute, service, fp, level, release, environment = e["key"]
+                values = {"service": service, "level": level, "environment": environment}
+                if lo <= minute < hi and all(values[k] == v for k, v in top_filters.items()):
+                    per_fp[fp] += 1
+            top = got["top", r, f, "count"]["issues"]
+            assert {i["fingerprint"]: i["events"] for i in top} == dict(per_fp)
+            if not top_filters:
+                users = expected_users(events, since, until)
+                assert {i["fingerprint"]: i["users"] for i in top} == {
+                    fp: users.get(fp, 0) for fp in per_fp
+                }
+        for fp in FINGERPRINTS:
+            detail = got["detail", r, fp]
+            n = sum(expected_counts(events, since, until, fingerprint=fp).values())
+            assert (detail["events"] if detail else 0) == n
+            if detail:
+                assert detail["users"] == expected_users(events, since, until).get(fp, 0)
+                assert sum(v["events"] for v in detail["levels"]) == n
+
+
+def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
+    batches, _, events = data
+    before = answers(backend)
+    backend.insert("event_minutes_input", MINUTE_COLUMNS, batches[0] + batches[5])
+    assert answers(backend) == before
+    for table in ("event_minutes", "event_minutes_legacy", "event_hours", "event_days"):
+        backend.command(f"OPTIMIZE TABLE {backend.database}.{table} FINAL")
+    assert answers(backend) == before
+    assert minutes_only(backend, monkeypatch) == before
+
+
+def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
+    """Data inserted before migration 0006 (so only in event_minutes) is backfilled into the
+    rollups and the legacy table; later rows, including replays of the earlier ones, are
+    counted once."""
+    batches, bodies, events = data
+    b = ChdbBackend(backend.path, "backfill")
+    try:
+        with monkeypatch.context() as m:
+            every = migrate_module.load_migrations()
+            m.setattr(
+                migrate_module, "load_migrations", lambda: [x for x in every if x.version < 6]
+            )
+            assert [x.version for x in migrate(b, 90)] == [1, 2, 3, 4, 5]
+        for batch in batches[:5]:
+            b.insert("event_minutes_input", MINUTE_COLUMNS, batch)
+        assert [x.name for x in migrate(b, 90)] == ["rollups"]
+        assert migrate(b, 90) == []  # a second run does nothing
+        load(b, batches[5:] + [batches[1], batches[3]], bodies, optimize_between=False)
+        got = answers(b)
+        assert got == answers(backend)
+        assert got == minutes_only(b, monkeypatch)
+        check_against_generated(got, events)
+    finally:
+        b.close()
