@@ -180,25 +180,29 @@ def _keyword_rank(message: str) -> int:
     return len(MESSAGE_PATTERNS)
 
 
+_REFINED = frozenset({"network", "business_logic"})  # refined by what the message says
+_MODULE_PREFIXES = tuple((prefix, prefix + ".", category) for prefix, category in MODULE_CATEGORY)
+
+
 def categorize(view: EventView) -> str:
     # keywords are looked for in the normalized first line (cached; shared with the title)
     messages = []
     for exc in reversed(view.exceptions):  # outermost first
-        value = normalize_text(first_line(exc.value))
-        category = TYPE_CATEGORY.get(exc.type) or TYPE_CATEGORY.get(_simple_name(exc.type))
+        exc_type = exc.type
+        category = TYPE_CATEGORY.get(exc_type) or TYPE_CATEGORY.get(_simple_name(exc_type))
         if category:
-            if category in ("network", "business_logic"):  # refined by what the message says
-                rank = _keyword_rank(value)
+            if category in _REFINED:
+                rank = _keyword_rank(normalize_text(first_line(exc.value)))
                 if rank < 2:  # memory, timeout
                     return MESSAGE_PATTERNS[rank][0]
             return category
-        module = exc.module or exc.type.rpartition(".")[0]
-        for prefix, module_category in MODULE_CATEGORY:
-            if module == prefix or module.startswith(prefix + "."):
+        module = exc.module or exc_type.rpartition(".")[0]
+        for prefix, dotted, module_category in _MODULE_PREFIXES:
+            if module == prefix or module.startswith(dotted):
                 return module_category
-        messages.append(value)
+        messages.append(normalize_text(first_line(exc.value)))
     messages.append(normalize_text(first_line(view.message)))
-    rank = min(_keyword_rank(message) for message in messages)
+    rank = min(map(_keyword_rank, messages))
     if rank < len(MESSAGE_PATTERNS):
         return MESSAGE_PATTERNS[rank][0]
     for exc in view.exceptions:

@@ -18,8 +18,9 @@ def _truncate(text: str) -> str:
 
 
 def title_of(view: EventView, custom_patterns: CustomPatterns = ()) -> str:
-    exc = view.outermost
-    if exc is not None:
+    exceptions = view.exceptions
+    if exceptions:
+        exc = exceptions[-1]  # the outermost
         value = normalize_text(first_line(exc.value), custom_patterns)
         if exc.type and value:
             return _truncate(f"{exc.type}: {value}")

@@ -129,6 +129,16 @@ def clear_caches() -> None:
         hash_components,
     ):
         cached.cache_clear()
+    event._KNOWN_FRAMES.clear()
+
+
+def clear_message_cache() -> None:
+    """Empty the memo of normalized messages (raw text -> normalized): for benchmarks that want
+    every message to be new. (Keyword ranks and fixed points are keyed on normalized text,
+    which repeats even when raw messages do not; they stay.)"""
+    from pipeline.grouping import parameterize
+
+    parameterize._normalize.cache_clear()
 
 
 def normalize_message(text: str, config: GroupingConfig | None = None) -> str:

@@ -136,10 +136,10 @@ def _substitute_builtin(match: re.Match[str]) -> str:
     group = match.lastgroup
     if group is None:
         return match.group()
-    placeholder = _FIXED.get(group)
-    if placeholder is None:
-        return _WITH_BLANKS[group] + match.group(group)  # type: ignore[operator]
-    return placeholder
+    placeholder = _WITH_BLANKS.get(group)
+    if placeholder is not None:
+        return placeholder + match.group(group)
+    return _FIXED[group]  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=64)
@@ -185,7 +185,8 @@ def _cut(text: str) -> str:
 
 @lru_cache(maxsize=65536)
 def _normalize(text: str, custom_patterns: CustomPatterns) -> str:
-    trimmed = trim_lines(text[:MAX_INPUT_CHARS])
+    text = text[:MAX_INPUT_CHARS]
+    trimmed = text.strip() if "\n" not in text and "\r" not in text else trim_lines(text)
     if custom_patterns:
         regex, replacement = _custom_regex(custom_patterns)
         trimmed = regex.sub(lambda m: replacement[m.lastgroup], trimmed)  # type: ignore[index]
@@ -196,7 +197,7 @@ def _normalize(text: str, custom_patterns: CustomPatterns) -> str:
     result = _ALL_PATTERNS.sub(_substitute_builtin, trimmed)
     if _GLUED_PLACEHOLDER(result):
         result = _fixed_point(result)
-    return _cut(result)
+    return result if len(result) <= MAX_OUTPUT_CHARS else _cut(result)
 
 
 @lru_cache(maxsize=16384)

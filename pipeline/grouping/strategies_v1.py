@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pipeline.grouping.event import EventView, ExceptionView, FrameView
 from pipeline.grouping.frames import normalize_module
 from pipeline.grouping.parameterize import normalize_text
-from pipeline.grouping.versions import DefaultGrouping, GroupingAlgorithm
+from pipeline.grouping.versions import DefaultGrouping, GroupingAlgorithm, new_default
 
 if TYPE_CHECKING:
     from pipeline.grouping.config import GroupingConfig
@@ -35,7 +35,7 @@ def frame_components(
         if key != previous:  # direct recursion counts once
             keys.append(key)
             previous = key
-    return keys[-max_frames:]
+    return keys[-max_frames:] if len(keys) > max_frames else keys
 
 
 def _stack_components(
@@ -46,7 +46,7 @@ def _stack_components(
         frames = exc.app_frames if in_app_only else exc.frames
         if frames:
             components.append("type:" + normalize_module(exc.type))
-            components.extend(frame_components(frames, config.max_frames, config.use_context_lines))
+            components += frame_components(frames, config.max_frames, config.use_context_lines)
     return components
 
 
@@ -55,19 +55,19 @@ def compute(view: EventView, config: GroupingConfig) -> DefaultGrouping:
     if exceptions:
         components = _stack_components(exceptions, config, in_app_only=True)
         if components:
-            return DefaultGrouping("in_app_stacktrace", tuple(components))
+            return new_default("in_app_stacktrace", tuple(components))
         components = _stack_components(exceptions, config, in_app_only=False)
         if components:
-            return DefaultGrouping("stacktrace", tuple(components))
+            return new_default("stacktrace", tuple(components))
         parts = []
         for exc in exceptions:
             parts.append("type:" + normalize_module(exc.type))
             parts.append("value:" + normalize_text(exc.value, config.custom_patterns))
-        return DefaultGrouping("exception_message", tuple(parts))
+        return new_default("exception_message", tuple(parts))
     if view.message.strip():
         message = normalize_text(view.message, config.custom_patterns)
-        return DefaultGrouping("message", ("message:" + message,))
-    return DefaultGrouping("fallback", ("service:" + view.service, "logger:" + view.logger))
+        return new_default("message", ("message:" + message,))
+    return new_default("fallback", ("service:" + view.service, "logger:" + view.logger))
 
 
 ALGORITHM = GroupingAlgorithm(

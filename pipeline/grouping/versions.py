@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from pipeline.grouping.slots import slot_setters
+
 if TYPE_CHECKING:
     from pipeline.grouping.config import GroupingConfig
     from pipeline.grouping.event import EventView
@@ -25,6 +27,17 @@ if TYPE_CHECKING:
 class DefaultGrouping:
     variant: str
     components: tuple[str, ...]
+
+
+_set_variant, _set_components = slot_setters(DefaultGrouping, ("variant", "components"))
+
+
+def new_default(variant: str, components: tuple[str, ...]) -> DefaultGrouping:
+    """``DefaultGrouping(variant, components)`` through its slots (see ``slots.py``)."""
+    default = object.__new__(DefaultGrouping)
+    _set_variant(default, variant)
+    _set_components(default, components)
+    return default
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,9 @@ def unregister_algorithm(version: str) -> None:
 
 
 def get_algorithm(version: str) -> GroupingAlgorithm:
+    algorithm = _ALGORITHMS.get(version)
+    if algorithm is not None:
+        return algorithm
     _load_builtin()
     try:
         return _ALGORITHMS[version]
