@@ -164,6 +164,15 @@ _NOT_SPECIAL = (
     rf"|(?=[MTWFSJAOND])(?:{_LONG_DAY}|{_DAY}|{_MON})\b)"
 )
 _SKIP = rf"(?<![=\w]){_PLAIN_WORD}(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<!=){_BLANKS}+"
+# What "skip" matches where it is sure to be the first pattern that matches, decided before
+# the others are tried: a blank run, or a run whose first word starts no status or date
+# (``_NOT_SPECIAL``) and ends with a letter that none of ``\w@.:/\\+%&-`` follows (so it
+# starts no e-mail or URL either; "skip" takes the same first word: no "_" to stop at).
+# Spares most word starts the failed tries of status, e-mail, URL and date.
+_PLAIN_RUN = (
+    rf"(?<![=\w]){_NOT_SPECIAL}[A-Za-z][A-Za-z_]*(?<=[A-Za-z])(?![\w@.:/\\+%&-]){_BLANKS}*"
+    rf"(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<!=){_BLANKS}+"
+)
 
 # A "stop": "." or ":" followed by a blank or the end of the text. No pattern can start at a
 # stop (only e-mail, path and ip can start with "." or ":", none with a blank next), and the
@@ -188,14 +197,15 @@ _PLAIN_INT = (
 )
 
 # Patterns whose matches are kept verbatim.
-KEEP = frozenset({"status", "skip", "stop_word"})
+KEEP = frozenset({"plain_run", "status", "skip", "stop_word"})
 
-# Order matters (see module docstring; "plain_int" comes first: see above). "skip" must come
+# Order matters (see module docstring; "plain_int" and "plain_run" come first: see above). "skip" must come
 # after every pattern that can match a run of plain letters at a word start (status words,
 # e-mail local parts, URL schemes, day and month names); everything after it starts with a
 # digit, a separator or needs a character that ends the skip run.
 BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("plain_int", _PLAIN_INT),
+    ("plain_run", _PLAIN_RUN),
     ("status", _STATUS),
     ("email", _EMAIL),
     ("url", _URL),
@@ -228,6 +238,7 @@ FIRST_CHARS: dict[str, str] = {
     "url": "a-zA-Z",
     "date": r"MTWFSJAONDd\d",
     "skip": r"A-Za-z \t\n,;(){}!?*#|<>\"'",
+    "plain_run": r"A-Za-z \t\n,;(){}!?*#|<>\"'",
     "stop_word": "A-Za-z",
     "plain_int": r"\d",
     "traceparent": "01",

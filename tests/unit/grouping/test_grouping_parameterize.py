@@ -288,19 +288,22 @@ def test_a_placeholder_glued_to_a_minus_is_re_normalized():
     assert normalize_message("<hex><hex>") == "<hex><hex>"
 
 
-# "." and ":" before a blank or the end ("stops") are copied in one step, and a word ending in
-# one is kept by the "stop_word" alternative: texts full of them and of what could make a word
-# or a stop part of a match ("=", "_", "\\", "//", digits, status and day words).
+# "." and ":" before a blank or the end ("stops") are copied in one step, a word ending in one
+# is kept by "stop_word", and runs of plain words by "plain_run" before the other patterns are
+# tried: texts full of them and of what could make a word, a stop or a run part of a match
+# ("=", "_", "\\", "//", "@", digits, status and day words).
 _STOP_TOKENS = st.sampled_from(
     [
         "failed.", "server: ", "connect:", "word.", "word:", "Mon.", "Jan:", "status:", "error:",
         "got:", "http:", "C:", "c:\\x", "foo_", "foo_.", "dead:beef", "::1", "v2:", "10:", "10.",
         "5432:", "=true.", "=x:", "true.", "5 days.", "datetime.", "a.b", "x.com.", ". ", ": ",
+        "foo_ ", "x_y@a.com", "bob@x.io", "a_b", " Mon ", "status ", "error ", "got ", "Jan 3",
+        "Wed, ", "http://x.io/a ", "C:\\x\\y.txt", "cafe", "Bad Gateway", "404 Not Found",
     ]
 )  # fmt: skip
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.lists(st.one_of(_TOKENS, _STOP_TOKENS), max_size=20).map("".join))
 def test_stops_normalize_like_the_reference(text):
     assert normalize_message(text) == _reference_normalize(text)
