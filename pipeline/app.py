@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -125,6 +126,40 @@ class State(NamedTuple):
 
 def issue_state_record(issue: dict) -> bytes:
     return orjson.dumps({"_kind": "issue_state", "issue": issue})
+
+
+class AckWhenDelivered:
+    """Acks a stream's events in processing order, each once every message it produced is
+    delivered. A failed delivery stops all later acks (their offsets never commit, so a
+    restart replays them) and is raised by the next ``check``."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.pending: deque[tuple[Any, list[asyncio.Future]]] = deque()
+        self.failed: BaseException | None = None
+
+    def add(self, event: Any, sent: list[asyncio.Future]) -> None:
+        self.pending.append((event, sent))
+        for future in sent:
+            future.add_done_callback(self._on_done)
+        if not sent:
+            self._on_done(None)
+
+    def check(self) -> None:
+        if self.failed is not None:
+            raise RuntimeError(f"a processed envelope was not delivered: {self.failed}")
+
+    def _on_done(self, _: Any) -> None:
+        while self.failed is None and self.pending:
+            event, sent = self.pending[0]
+            if not all(f.done() for f in sent):
+                return
+            for f in sent:
+                if f.cancelled() or f.exception() is not None:
+                    self.failed = f.exception() if not f.cancelled() else RuntimeError("cancelled")
+                    return
+            self.pending.popleft()
+            asyncio.ensure_future(self.stream.ack(event))
 
 
 class PartitionEviction:
@@ -335,11 +370,15 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
     async def issues_agent(stream):
         """One envelope at a time: every record through the pure stages against a
         write-back view of the tables, then alerts (delivered first), then the state (one
-        changelog write per changed key), then one processed envelope. Acked by hand after
-        all of it: faust's automatic ack would also ack an envelope whose processing was
-        cancelled by a stop (its ``finally``), losing it."""
+        changelog write per changed key), then the processed envelope. Acked by hand, in
+        order, once its processed envelope is delivered (``AckWhenDelivered``): faust's
+        automatic ack would also ack an envelope whose processing a stop cancelled (its
+        ``finally``), and waiting for each delivery before the next envelope would cap the
+        agent at one broker round trip per envelope."""
         stream = stream.noack()
+        acks = AckWhenDelivered(stream)
         async for event in stream.events():
+            acks.check()
             msg = event.message
             st = State(*(Overlay(t) for t in (issues, services, minutes, dedup, aliases)))
             alerts: list[dict] = []
@@ -362,12 +401,10 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
                 for a in alerts:
                     metrics.alerts_emitted.labels(a["kind"]).inc()
             st.flush()
-            # delivered before the ack: a send that fails must not let the offset move
             sent = [
                 await topics["processed"].send(key=msg.key, value=value, partition=msg.partition)
                 for value in packed(processed)
             ]
-            await asyncio.gather(*sent)
-            await stream.ack(event)
+            acks.add(event, sent)
 
     return pipeline

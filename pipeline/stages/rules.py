@@ -6,6 +6,7 @@ Built once from the settings (``StreamRules.from_settings``) and passed to the p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pipeline.stages.spikes import ThresholdRule, parse_threshold_rules
@@ -53,11 +54,9 @@ class StreamRules:
 
     @property
     def ring_length(self) -> int:
-        longest = max(
-            [self.spike_window * (self.spike_history + 1), self.error_rate_minutes]
-            + [r.minutes for r in self.thresholds]
+        return _ring_length(
+            self.spike_window, self.spike_history, self.error_rate_minutes, self.thresholds
         )
-        return longest + 1
 
     @classmethod
     def from_settings(cls, s: Any) -> StreamRules:
@@ -79,3 +78,14 @@ class StreamRules:
             dedup_minutes=s.dedup_window_minutes,
             partitions=s.partitions,
         )
+
+
+@lru_cache(maxsize=64)
+def _ring_length(
+    spike_window: int, spike_history: int, error_rate_minutes: int, thresholds: tuple
+) -> int:
+    """Minutes a per-minute ring keeps: the longest window any rule looks at, plus one."""
+    longest = max(
+        [spike_window * (spike_history + 1), error_rate_minutes] + [r.minutes for r in thresholds]
+    )
+    return longest + 1

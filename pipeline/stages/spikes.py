@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from pipeline.stages.windows import Ring, hopping_window, previous_windows, ring_sum, window_counts
+from pipeline.stages.windows import Ring, hopping_window, previous_window_counts, ring_sum
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +63,8 @@ def check_spike(
     count = ring_sum(ring, first, last)
     if count < min_count:  # cheap exit: the common case costs one sum
         return SpikeCheck(False, first, count, Baseline(0.0, 0.0, 0))
-    windows = previous_windows(first, window, history)
-    base = baseline(window_counts(ring, windows))
-    full_history = first_seen_minute <= windows[-1][0]
+    base = baseline(previous_window_counts(ring, first, window, history))
+    full_history = first_seen_minute <= first - window * history
     spiking = full_history and is_spike(
         count, base.mean, min_count=min_count, multiplier=multiplier
     )

@@ -83,3 +83,21 @@ def previous_windows(first: int, size: int, count: int) -> list[tuple[int, int]]
 
 def window_counts(ring: Ring, windows: list[tuple[int, int]]) -> list[int]:
     return [ring_sum(ring, a, b) for a, b in windows]
+
+
+def previous_window_counts(ring: Ring, first: int, size: int, count: int) -> list[int]:
+    """``window_counts(ring, previous_windows(first, size, count))`` in one slice of the
+    ring: the counts of the ``count`` windows of ``size`` minutes before minute ``first``,
+    newest first."""
+    newest, counts = ring["m"], ring["r"]
+    if newest is None:
+        return [0] * count
+    start = newest - first + 1  # ring index of minute first - 1
+    span = size * count
+    if start >= 0:
+        seg = counts[start : start + span]
+    else:  # the ring's newest minute is older than first - 1
+        seg = [0] * min(-start, span) + counts[: max(0, span + start)]
+    if len(seg) < span:
+        seg = seg + [0] * (span - len(seg))
+    return [sum(seg[i : i + size]) for i in range(0, span, size)]

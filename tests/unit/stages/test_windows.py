@@ -1,4 +1,4 @@
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.stages.windows import (
@@ -58,3 +58,19 @@ def test_ring_sum_equals_counts_of_minutes_still_in_the_ring(minutes, length):
     expected = sum(1 for m in added if newest - m < length)
     assert ring_sum(ring, newest - length + 1, newest) == expected
     assert all(c >= 0 for c in ring["r"]) and len(ring["r"]) == length
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    newest=st.one_of(st.none(), st.integers(0, 200)),
+    counts=st.lists(st.integers(0, 9), min_size=1, max_size=80),
+    first=st.integers(-50, 300),
+    size=st.integers(1, 7),
+    count=st.integers(1, 14),
+)
+def test_previous_window_counts_matches_window_by_window_sums(newest, counts, first, size, count):
+    from pipeline.stages.windows import previous_window_counts, previous_windows, window_counts
+
+    ring = {"m": newest, "r": counts if newest is not None else []}
+    expected = window_counts(ring, previous_windows(first, size, count))
+    assert previous_window_counts(ring, first, size, count) == expected
