@@ -1,10 +1,11 @@
 """The faust app: wiring only. The whole topology, top to bottom:
 
     errorstream-events (any key)                          ingest topic, raw JSON bytes
-        │  decode_agent: decode + validate  ──invalid──▶  errorstream-dlq (reason, source offset)
-        │                fingerprint (grouping engine)
+        │  Decoder (pipeline/decoder.py, its own consumer group): decode + validate
+        │           fingerprint (grouping engine) ──invalid──▶ errorstream-dlq (reason, offset)
         ▼
-    errorstream-events-by-fingerprint                     repartition: key = fingerprint
+    errorstream-events-by-fingerprint                     repartition: envelopes (JSON Lines)
+                                                          per partition of the fingerprint
         ▲                                                 (the old one during a grouping
         │  control_agent: validate, broadcast             transition): one issue, one partition
     errorstream-control (resolve/ignore/unresolve/merge)
@@ -16,12 +17,13 @@
         │                new_issue, regression, critical, threshold, spike, incident,
         │                error_rate ────────────────────▶  errorstream-alerts (key = fingerprint
         ▼                                                                    or service)
-    errorstream-processed (key = fingerprint)             one record per event (+ issue_state)
+    errorstream-processed (envelopes, same partition)     one record per event (+ issue_state)
         │  ClickHouseSink (own consumer group): batch → insert → commit
         ▼
     ClickHouse (chDB in-process, or a server) ◀── queries ── HTTP API ◀── `errorstream query`
 
 Stages are pure functions in ``pipeline/stages``; agents decode, call them, and hand on.
+Why envelopes and a plain-consumer decoder: docs/stream-agents.md ("Throughput").
 """
 
 from __future__ import annotations

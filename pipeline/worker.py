@@ -1,16 +1,18 @@
 """Run the worker: preflight (Kafka, topics, ClickHouse, migrations), then the faust worker
-with three more services beside the agents — the ClickHouse sink, the HTTP API and the lag
-monitor.
+with four more services beside the agents — the decoder, the ClickHouse sink, the HTTP API
+and the lag monitor.
 
-Start order: API → lag monitor → sink → faust app (consumer, producer, tables, agents).
-Stop order on SIGTERM/SIGINT (``PipelineWorker.on_stop`` runs before mode stops children):
+Start order: API → lag monitor → decoder → sink → faust app (consumer, producer, tables,
+agents). Stop order on SIGTERM/SIGINT (``PipelineWorker.on_stop`` runs before mode stops
+children):
 
     1. readiness turns false ("stopping"), the API keeps answering
-    2. the sink drains: its pending batch is inserted and its offsets committed, while the
+    2. the decoder finishes the batch in flight (envelopes delivered, offsets committed)
+    3. the sink drains: its pending batch is inserted and its offsets committed, while the
        app's producer — which carries the sink's dead letters — is still up
        (mode's default would cancel the sink's task instead: no final flush)
-    3. the faust app stops: agents finish the events in flight, the consumer commits
-    4. the lag monitor and the API stop
+    4. the faust app stops: the issues agent's delivered envelopes are committed
+    5. the lag monitor and the API stop
 
 The whole stop must finish within ``shutdown_timeout`` seconds; past it a watchdog thread
 logs what happened and exits with code 3 (whatever was not committed is replayed).
