@@ -10,13 +10,15 @@ and its hourly and daily rollups ``event_hours`` / ``event_days`` (migration 000
 ``events + finalizeAggregation(legacy_events)`` (see migration 0003); summed over keys it is
 ``sum(events) + uniqExactMerge(legacy_events)`` because an event_id belongs to one key. A
 rollup row's count is ``arraySum(mapValues(counts))`` after ``FINAL``: one entry per minute
-key (or legacy event id), so the same number.
+key holding that key's ``events``, so the same number. The legacy part is read from
+``event_minutes_legacy`` (the same states, alone) instead of ``event_minutes``.
 
 A time range is cut into spans (``spans``): whole days from ``event_days``, whole hours
-from ``event_hours``, the minutes left at either end from ``event_minutes``; a query is the
-UNION ALL of one subquery per span, summed. A rollup is used only when it can answer the
-filters (fingerprint and service are in its rows; level, release and environment are not)
-and, for a timeline, when its period divides the bucket.
+from ``event_hours``, the minutes left at either end from ``event_minutes``; a count is the
+UNION ALL of one subquery per span plus the legacy counts of the whole range, summed. A
+rollup is used only when it can answer the filters (fingerprint and service are in its rows;
+level, release and environment are not) and, for a timeline, when its period divides the
+bucket.
 """
 
 from __future__ import annotations
