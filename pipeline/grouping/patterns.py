@@ -163,7 +163,15 @@ _NOT_SPECIAL = (
     rf"(?!(?=[sShHrRgGeEfF])(?i:{_STRONG_STATUS_WORDS}|{_WEAK_STATUS_WORDS})\b"
     rf"|(?=[MTWFSJAOND])(?:{_LONG_DAY}|{_DAY}|{_MON})\b)"
 )
-_SKIP = rf"(?<![=\w]){_PLAIN_WORD}(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<!=){_BLANKS}+"
+# A later word of a run: ``(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD}``, with the (nested) look-ahead
+# of _NOT_SPECIAL only tried on words whose first letter can start a status or date word.
+_NEXT_WORD = (
+    rf"(?<![=\w])(?:[a-dijk-qt-zBCIKLPQUVXYZ]|{_NOT_SPECIAL}[A-Za-z])[A-Za-z_]*"
+    rf"(?:(?<=_)|(?![\w@.:/\\+%&-]){_BLANKS}*)"
+)
+# (As many later words as there are, never fewer: nothing after "skip" in a match could make
+# the regex try fewer, so the repetition is possessive - the same matches, less bookkeeping.)
+_SKIP = rf"(?<![=\w]){_PLAIN_WORD}(?:{_NEXT_WORD})*+|(?<!=){_BLANKS}+"
 # What "skip" matches where it is sure to be the first pattern that matches, decided before
 # the others are tried: a blank run, or a run whose first word starts no status or date
 # (``_NOT_SPECIAL``) and ends with a letter that none of ``\w@.:/\\+%&-`` follows (so it
@@ -171,7 +179,7 @@ _SKIP = rf"(?<![=\w]){_PLAIN_WORD}(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<
 # Spares most word starts the failed tries of status, e-mail, URL and date.
 _PLAIN_RUN = (
     rf"(?<![=\w]){_NOT_SPECIAL}[A-Za-z][A-Za-z_]*(?<=[A-Za-z])(?![\w@.:/\\+%&-]){_BLANKS}*"
-    rf"(?:(?<![=\w]){_NOT_SPECIAL}{_PLAIN_WORD})*|(?<!=){_BLANKS}+"
+    rf"(?:{_NEXT_WORD})*+|(?<!=){_BLANKS}+"
 )
 
 # A "stop": "." or ":" followed by a blank or the end of the text. No pattern can start at a
