@@ -278,3 +278,27 @@ def test_fast_constructors_build_what_the_dataclass_constructors_build():
     values = {f.name: getattr(view, f.name) for f in dataclasses.fields(EventView)}
     assert EventView(**values) == view
     assert repr(EventView(**values)) == repr(view)
+
+
+def test_frame_views_are_remembered_per_type_of_in_app():
+    # 0 == False and 1 == True: frames that differ only so must not share a remembered view
+    # (a bool in_app is taken as it is, anything else is guessed from the path and module)
+    from pipeline.grouping.engine import clear_caches
+    from pipeline.grouping.event import view_event
+
+    def views(in_app, overrides=((), ())):
+        frame = {"module": "lib.x", "abs_path": "/srv/shop/x.py", "function": "f", "in_app": in_app}
+        event = {"platform": "python", "exception": [{"type": "E", "stacktrace": [frame]}]}
+        exception = view_event(event, overrides).exceptions[0]
+        return exception.frames, exception.app_frames
+
+    values = (False, 0, 0.0, True, 1, 1.0, None, "yes")
+    fresh = {}
+    for in_app in values:
+        clear_caches()
+        fresh[repr(in_app)] = views(in_app)
+    assert fresh["False"][0][0].in_app is False and fresh["0"][0][0].in_app is True
+    for order in (values, values[::-1]):
+        clear_caches()
+        for in_app in order:
+            assert views(in_app) == fresh[repr(in_app)], in_app
