@@ -402,6 +402,10 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
                 await asyncio.gather(*sent)
                 for a in alerts:
                     metrics.alerts_emitted.labels(a["kind"]).inc()
+                # the state that remembers them right after: a crash between the two repeats
+                # an alert (same alert_id, which the alerts table keeps once); never loses one
+                st.flush()
+                await app.producer.flush()
             st.flush()
             sent = [
                 await topics["processed"].send(key=msg.key, value=value, partition=msg.partition)
