@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.grouping import GroupingConfig
+from pipeline.grouping.watcher import RulesWatcher
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.stages.decode import DecodedEvent, dead_letter, decode_event
@@ -69,10 +71,18 @@ def decode_batch(
 
 
 class Decoder:
-    def __init__(self, settings: Settings, metrics: Metrics, grouping: GroupingConfig) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        grouping: GroupingConfig,
+        rules_watcher: RulesWatcher | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.grouping = grouping
+        self.rules_watcher = rules_watcher  # server-side rules, reloaded when the file changes
+        self._next_rules_check = 0.0
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.partitions = settings.partitions
@@ -112,9 +122,23 @@ class Decoder:
         finally:
             await self.producer.stop()
 
+    def reload_rules(self, now: float) -> None:
+        """At most once a second: new rules when the rules file changed and is valid; an
+        invalid file keeps the rules in effect and says why in the log."""
+        if self.rules_watcher is None or now < self._next_rules_check:
+            return
+        self._next_rules_check = now + 1.0
+        outcome = self.rules_watcher.poll()
+        if outcome.reloaded:
+            self.grouping = replace(self.grouping, rules=self.rules_watcher.rules)
+            log.info("grouping rules reloaded from %s", self.rules_watcher.path)
+        elif outcome.error is not None:
+            log.warning("grouping rules not reloaded, the previous ones stay: %s", outcome.error)
+
     async def _step(self) -> None:
         assert self.consumer is not None and self.producer is not None
         s = self.settings
+        self.reload_rules(time.monotonic())
         polled = await self.consumer.getmany(timeout_ms=200, max_records=s.decode_batch_size)
         if not polled:
             return

@@ -126,6 +126,27 @@ class Settings:
     grouping_rules_file: str = field(
         default="", metadata=_meta("server-side fingerprint rules (TOML or YAML)")
     )
+    grouping_fallback_version: str = field(
+        default="",
+        metadata=_meta(
+            "during a grouping transition: the old version, whose fingerprint is kept as a "
+            "secondary one so existing issues continue (docs/grouping.md); empty = none"
+        ),
+    )
+    grouping_transition_until: float = field(
+        default=0.0,
+        metadata=_meta(
+            "epoch seconds when the transition ends; 0 = no end while a fallback is set",
+            minimum=0.0,
+        ),
+    )
+    grouping_patterns: str = field(
+        default="",
+        metadata=_meta(
+            "your own message placeholders, applied before the built-in ones: "
+            "`name=regex` entries separated by newlines or ` ;; `"
+        ),
+    )
     # --- stream agents: windows, admission, alert rules (docs/stream-agents.md) -----------
     fingerprint_limit_per_minute: int = field(
         default=100, metadata=_meta("event bodies stored per fingerprint per minute", minimum=1)
@@ -366,3 +387,9 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"{key}: {exc}") from None
     if s.grouping_rules_file and not Path(s.grouping_rules_file).is_file():
         raise ConfigError(f"grouping_rules_file: {s.grouping_rules_file} not found")
+    from pipeline.grouping.settings import grouping_config
+
+    try:
+        grouping_config(s)
+    except ValueError as exc:  # bad version, patterns or rules file: name the key's problem
+        raise ConfigError(f"grouping: {exc}") from None

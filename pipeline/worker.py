@@ -38,7 +38,8 @@ from mode import Service
 from pipeline.api import build_api
 from pipeline.app import Pipeline, create_app
 from pipeline.decoder import Decoder
-from pipeline.grouping import GroupingConfig
+from pipeline.grouping.settings import grouping_config
+from pipeline.grouping.watcher import RulesWatcher
 from pipeline.kafka_local import KafkaUnavailable, wait_for_kafka_async
 from pipeline.lag import LagMonitor
 from pipeline.logs import configure_logging, dead_letter_context
@@ -195,9 +196,7 @@ def open_storage(settings: Settings) -> Backend:
     return backend
 
 
-def readiness_checks(
-    pipeline: Pipeline, decoder: Decoder, sink: ClickHouseSink, worker_ref: list
-):
+def readiness_checks(pipeline: Pipeline, decoder: Decoder, sink: ClickHouseSink, worker_ref: list):
     """/readyz: partitions assigned, every table recovered (first recovery done and no
     rebalance recovery running), the sink's last insert worked, and not shutting down."""
     app = pipeline.app
@@ -259,9 +258,16 @@ def run_worker(settings: Settings) -> int:
         print(f"errorstream worker: {exc}", file=sys.stderr)
         return 2
     metrics = Metrics()
-    grouping = GroupingConfig(version=settings.grouping_version)
     pipeline = create_app(settings, metrics)
-    decoder = Decoder(settings, metrics, grouping)
+    try:
+        grouping = grouping_config(settings)
+        watcher = (
+            RulesWatcher(settings.grouping_rules_file) if settings.grouping_rules_file else None
+        )
+    except ValueError as exc:  # the file changed since the settings were checked
+        print(f"errorstream worker: grouping: {exc}", file=sys.stderr)
+        return 2
+    decoder = Decoder(settings, metrics, grouping, watcher)
     sink = ClickHouseSink(
         settings, backend, metrics, logged_dead_letters(pipeline.send_dead_letter)
     )
