@@ -81,6 +81,15 @@ class Settings:
             maximum=100_000,
         ),
     )
+    decode_linger: float = field(
+        default=0.05,
+        metadata=_meta(
+            "seconds the decoder keeps collecting a batch after its first event (bigger "
+            "envelopes for the issues agent; adds at most this to the alert latency)",
+            minimum=0.0,
+            maximum=5.0,
+        ),
+    )
     # --- worker state ------------------------------------------------------------------
     data_dir: str = field(
         default=".errorstream/data", metadata=_meta("folder for table stores and chDB data")
