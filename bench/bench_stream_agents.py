@@ -97,15 +97,14 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
+        known = await consumer.topics()  # a metadata fetch of every topic
         total = 0
         for topic in topics:
+            if topic not in known:
+                raise RuntimeError(f"changelog topic {topic} not found (have: {sorted(known)})")
             parts = consumer.partitions_for_topic(topic) or set()
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in parts]
-            if tps:
-                total += sum((await consumer.end_offsets(tps)).values())
+            total += sum((await consumer.end_offsets(tps)).values())
         return total
     finally:
         await consumer.stop()

@@ -164,6 +164,23 @@ class AckWhenDelivered:
             asyncio.ensure_future(self.stream.ack(event))
 
 
+def serialize_processed(items: list) -> list[bytes]:
+    """Processed records as JSON lines. Only the last record of each issue in an envelope
+    keeps the issue snapshot (``_meta.issue``, the state after the envelope); the others carry
+    null: the sink stores the latest snapshot per issue anyway, and the snapshot is a third of
+    a record's bytes."""
+    last = {item[0]: i for i, item in enumerate(items) if isinstance(item, tuple)}
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, tuple):
+            fp, record = item
+            if last[fp] != i:
+                record["_meta"]["issue"] = None
+            item = orjson.dumps(record)
+        out.append(item)
+    return out
+
+
 class PartitionEviction:
     """Per-partition eviction queues of the dedup and minute tables, rebuilt from the table
     contents the first time a partition is seen (after start, recovery or a rebalance)."""
@@ -312,6 +329,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
     def process_record(
         record: dict, pos: int, partition: int, st: State, alerts: list, processed: list
     ) -> None:
+        """One event: its outcome's record is appended to ``processed`` as (fp, record)."""
         started = time.perf_counter()
         meta = record["_meta"]
         fp, state = canonical(meta, st)
@@ -363,7 +381,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         for key in q_minutes.expired(wm):
             if key in st.minutes:
                 del st.minutes[key]
-        processed.append(orjson.dumps(out.record))
+        processed.append((fp, out.record))
         metrics.events_processed.inc()
         metrics.end_to_end_lag.observe(max(0.0, time.time() - meta["ts"]))
         metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)
@@ -384,7 +402,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             msg = event.message
             st = State(*(Overlay(t) for t in (issues, services, minutes, dedup, aliases)))
             alerts: list[dict] = []
-            processed: list[bytes] = []
+            processed: list = []  # serialized records, or (fingerprint, record) of events
             for index, line in enumerate(unpack(event.value)):
                 record = orjson.loads(line)
                 pos = position(msg.offset, index)
@@ -409,7 +427,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             st.flush()
             sent = [
                 await topics["processed"].send(key=msg.key, value=value, partition=msg.partition)
-                for value in packed(processed)
+                for value in packed(serialize_processed(processed))
             ]
             acks.add(event, sent)
 

@@ -7,8 +7,9 @@ One processed record gives up to three rows (``rows_for_record``):
 - ``event_minutes_input``: the record's contribution to its per-minute aggregate key
   (service, fingerprint, minute, level, release, environment) with ``minute_count``, the
   stream stage's exact cumulative count (0 = unknown: counted by event_id instead);
-- ``issues``: the ``_meta.issue`` snapshot (or, without one, a version-0 stub that only
-  names the issue).
+- ``issues``: the ``_meta.issue`` snapshot when it is set (the issues agent sets it on the
+  last record of each issue in an envelope, null on the others); a record without the key
+  (from before the contract) gives a version-0 stub that only names the issue.
 
 An ``{"_kind": "issue_state", "issue": {...}}`` record gives only the issues row. Time values
 are epoch seconds; the backends turn them into ClickHouse times.
@@ -258,8 +259,10 @@ def rows_for_record(record: dict[str, Any], payload: str | None = None) -> list[
         if meta.get("body_stored", True):
             out.append((EVENTS, to_event_row(record, payload)))
         out.append((MINUTES, to_minute_row(record)))
-        issue = meta.get("issue")
-        out.append((ISSUES, to_issue_row(issue if issue else stub_issue(record))))
+        if "issue" not in meta:  # a record from before the contract: name the issue
+            out.append((ISSUES, to_issue_row(stub_issue(record))))
+        elif meta["issue"]:  # null: a later record of the same envelope carries the snapshot
+            out.append((ISSUES, to_issue_row(meta["issue"])))
         return out
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RowError(f"cannot build rows: {type(exc).__name__}: {exc}") from exc

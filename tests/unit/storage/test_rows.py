@@ -134,3 +134,29 @@ def test_alert_row_times_come_from_rfc3339():
     assert row[2] == row[3] == 1_704_067_201.5
     with pytest.raises(RowError):
         to_alert_row({"kind": "spike"})
+
+
+def test_record_with_a_null_snapshot_gives_no_issues_row():
+    # the issues agent keeps the snapshot on the last record of each issue in an envelope
+    rows = rows_for_record(record(minute=1_700_000_100, minute_count=3, user_hash=None, issue=None))
+    assert [t for t, _ in rows] == [EVENTS, MINUTES]
+
+
+def test_only_the_last_record_of_an_issue_in_an_envelope_keeps_its_snapshot():
+    from pipeline.app import serialize_processed
+
+    snap = {"fingerprint": "a", "version": 1}
+    items = [
+        ("a", {"_meta": {"issue": dict(snap, version=1)}}),
+        ("b", {"_meta": {"issue": {"fingerprint": "b", "version": 7}}}),
+        b'{"_kind":"issue_state","issue":{"fingerprint":"c"}}',
+        ("a", {"_meta": {"issue": dict(snap, version=2)}}),
+    ]
+    lines = [orjson.loads(x) for x in serialize_processed(items)]
+    assert [line.get("_meta", {}).get("issue") for line in lines] == [
+        None,
+        {"fingerprint": "b", "version": 7},
+        None,
+        {"fingerprint": "a", "version": 2},
+    ]
+    assert lines[2]["_kind"] == "issue_state"
