@@ -26,6 +26,7 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -97,15 +98,18 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        known = await consumer.topics()  # a metadata fetch of every topic
-        total = 0
-        for topic in topics:
-            if topic not in known:
-                raise RuntimeError(f"changelog topic {topic} not found (have: {sorted(known)})")
-            parts = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in parts]
-            total += sum((await consumer.end_offsets(tps)).values())
-        return total
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(topics)
+        finally:
+            await admin.close()
+        tps = []
+        for t in described:
+            if t.get("error_code") or not t["partitions"]:
+                raise RuntimeError(f"changelog topic {t['topic']} not found")
+            tps += [TopicPartition(t["topic"], p["partition"]) for p in t["partitions"]]
+        return sum((await consumer.end_offsets(tps)).values())
     finally:
         await consumer.stop()
 
