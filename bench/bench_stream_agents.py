@@ -209,7 +209,17 @@ def main() -> None:
                 f"{env['ERRORSTREAM_APP_ID']}-{t}-changelog"
                 for t in ("issues", "services", "minutes", "dedup", "aliases")
             ]
-            per_event = asyncio.run(end_offsets(bootstrap, changelogs)) / N
+            # changelog writes are buffered: read the end offsets once they stop moving
+            written, stable_since = -1, time.monotonic()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and time.monotonic() - stable_since < 2.0:
+                now_written = asyncio.run(end_offsets(bootstrap, changelogs))
+                if now_written != written:
+                    written, stable_since = now_written, time.monotonic()
+                time.sleep(0.5)
+            per_event = written / N
+            # probes start on an idle worker: the sink has stored the throughput run's events
+            worker.wait_for(lambda: worker.get("/api/counts")["events"] >= N * 0.99, timeout=120)
             latencies = sorted(asyncio.run(alert_latency(env)))
         finally:
             worker.stop()
