@@ -77,8 +77,12 @@ class Decoder:
         metrics: Metrics,
         grouping: GroupingConfig,
         rules_watcher: RulesWatcher | None = None,
+        wait_until_ready: Any = None,
     ) -> None:
         self.settings = settings
+        # awaited before the first poll: the stateful stage's tables are recovered and its
+        # partitions sought to their committed offsets (docs/stream-agents.md, "Known issue")
+        self.wait_until_ready = wait_until_ready
         self.metrics = metrics
         self.grouping = grouping
         self.rules_watcher = rules_watcher  # server-side rules, reloaded when the file changes
@@ -92,6 +96,14 @@ class Decoder:
 
     async def run(self) -> None:
         s = self.settings
+        if self.wait_until_ready is not None:
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            ready = asyncio.ensure_future(self.wait_until_ready())
+            await asyncio.wait({stopping, ready}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stopping, ready):
+                task.cancel()
+            if self._stopping.is_set():
+                return
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap,
             acks="all",

@@ -267,7 +267,13 @@ def run_worker(settings: Settings) -> int:
     except ValueError as exc:  # the file changed since the settings were checked
         print(f"errorstream worker: grouping: {exc}", file=sys.stderr)
         return 2
-    decoder = Decoder(settings, metrics, grouping, watcher)
+    decoder = Decoder(
+        settings,
+        metrics,
+        grouping,
+        watcher,
+        wait_until_ready=pipeline.app.tables.recovery.completed.wait,
+    )
     sink = ClickHouseSink(
         settings, backend, metrics, logged_dead_letters(pipeline.send_dead_letter)
     )
