@@ -30,11 +30,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.grouping import GroupingConfig  # noqa: E402
 from pipeline.kafka_local import default_cache_dir, start_on_free_ports  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
-from pipeline.stages.decode import decode_event  # noqa: E402
-from pipeline.stages.fingerprint import enrich  # noqa: E402
 from pipeline.topics import ensure_topics  # noqa: E402
 from tests.integration.harness import WorkerProcess, pipeline_env  # noqa: E402
 
@@ -55,12 +52,6 @@ def raw_event(i: int, kind: str, ts: float) -> dict:
         "user": {"id": f"u{i % 500}"},
         "exception": {"values": [{"type": kind, "value": f"boom {i}", "module": "app"}]},
     }
-
-
-def enriched(i: int, ts: float, config: GroupingConfig) -> tuple[bytes, bytes]:
-    decoded = decode_event(orjson.dumps(raw_event(i, f"Err{i % 200}", ts)))
-    record = enrich(decoded, config, received_at=ts)
-    return record["_meta"]["fingerprint"].encode(), orjson.dumps(record)
 
 
 async def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:

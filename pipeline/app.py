@@ -237,7 +237,6 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         )
 
     topics = {
-        "events": topic(s.topic_events),
         "by_fingerprint": topic(s.topic_by_fingerprint),
         "processed": topic(s.topic_processed),
         "alerts": topic(s.topic_alerts),

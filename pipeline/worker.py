@@ -260,10 +260,10 @@ def run_worker(settings: Settings) -> int:
     metrics = Metrics()
     pipeline = create_app(settings, metrics)
     try:
-        grouping = grouping_config(settings)
         watcher = (
             RulesWatcher(settings.grouping_rules_file) if settings.grouping_rules_file else None
         )
+        grouping = grouping_config(settings, watcher.rules if watcher else None)  # read once
     except ValueError as exc:  # the file changed since the settings were checked
         print(f"errorstream worker: grouping: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from pipeline.grouping.config import GroupingConfig
-from pipeline.grouping.rules import load_rules
+from pipeline.grouping.rules import Rules, load_rules
 
 _SEPARATOR = re.compile(r"\n|\s;;\s")
 
@@ -30,10 +30,12 @@ def parse_patterns(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def grouping_config(settings: Any) -> GroupingConfig:
-    """Raises ``ValueError`` (``PatternError``, ``RulesError``) naming what is wrong."""
+def grouping_config(settings: Any, rules: Rules | None = None) -> GroupingConfig:
+    """Raises ``ValueError`` (``PatternError``, ``RulesError``) naming what is wrong.
+    ``rules``: already loaded (by a ``RulesWatcher``); else read from ``grouping_rules_file``."""
     s = settings
-    rules = load_rules(s.grouping_rules_file) if s.grouping_rules_file else None
+    if rules is None and s.grouping_rules_file:
+        rules = load_rules(s.grouping_rules_file)
     return GroupingConfig(
         version=s.grouping_version,
         fallback_version=s.grouping_fallback_version or None,
