@@ -29,6 +29,7 @@ Why envelopes and a plain-consumer decoder: docs/stream-agents.md ("Throughput")
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ import orjson
 
 from pipeline.control import COMMAND_MARKER, CommandError, validate_command
 from pipeline.metrics import Metrics
+from pipeline.offsets import OffsetGuard, Verdict
 from pipeline.settings import Settings
 from pipeline.stages.aggregate import (
     dedup_key,
@@ -53,6 +55,8 @@ from pipeline.stages.envelope import packed, position, unpack
 from pipeline.stages.issues import apply_command, merge_states
 from pipeline.stages.rules import StreamRules
 from pipeline.stages.windows import minute_of
+
+log = logging.getLogger("errorstream.app")
 
 MINUTE_COUNTS_RETENTION = 24 * 60  # minutes an exact per-minute counter is kept
 
@@ -261,27 +265,110 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
     )
     eviction = PartitionEviction(dedup, minutes, rules)
 
+    guarded_topics = {s.topic_by_fingerprint, s.topic_control}
+    guard = OffsetGuard()
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         eviction.forget({tp.partition for tp in revoked if tp.topic == s.topic_by_fingerprint})
+        guard.forget(set(revoked))
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        guard.forget(set(assigned))
+
+    def ignore_faust_gaps() -> None:
+        """faust counts offsets it saw jump over as acked (meant for compacted and
+        transactional topics); on the guarded topics a jump means dropped records, which
+        the guard re-reads, so they must never be committed as if processed."""
+        consumer = app.consumer
+        if getattr(consumer, "_errorstream_gaps_ignored", False):
+            return
+        add_gap = consumer._add_gap
+
+        async def _add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+            if tp.topic not in guarded_topics:
+                await add_gap(tp, offset_from, offset_to)
+
+        consumer._add_gap = _add_gap
+        consumer._errorstream_gaps_ignored = True
+
+    async def rewind(tp: Any) -> None:
+        consumer = app.consumer
+        offset = guard.expected[tp]
+        earliest = (await consumer.earliest_offsets(tp)).get(tp)
+        if earliest is not None and offset < earliest:
+            log.error(
+                "%s[%d]: offsets %d..%d were deleted by retention before they were processed",
+                tp.topic, tp.partition, offset, earliest - 1,
+            )
+            metrics.envelopes_expired.inc(earliest - offset)
+            guard.start(tp, earliest)
+            offset = earliest
+        await consumer.seek(tp, offset)
+        guard.sought(tp, time.monotonic())
+        metrics.partition_rewinds.inc()
+        log.warning("%s[%d]: records dropped before the agent; sought back to %d",
+                    tp.topic, tp.partition, offset)
+
+    async def admit(event: Any) -> bool:
+        """Whether the agent processes this event now (``OffsetGuard``). A skipped event is
+        neither processed nor acked: it is read again after the seek."""
+        msg = event.message
+        tp = msg.tp
+        if not guard.knows(tp):
+            consumer = app.consumer
+            committed = consumer._committed_offset.get(tp)
+            if committed is None:  # nothing committed yet: the group starts at the earliest
+                committed = (await consumer.earliest_offsets(tp)).get(tp) or 0
+            guard.start(tp, committed)
+        verdict = guard.check(tp, msg.offset)
+        if verdict is Verdict.PROCESS:
+            return True
+        if verdict is Verdict.GAP and guard.seek_due(tp, time.monotonic()):
+            await rewind(tp)
+        msg.acked = True  # never acked: its offset must not count towards the commit
+        app.consumer._unacked_messages.discard(msg)
+        metrics.envelopes_skipped.labels(verdict.value).inc()
+        return False
+
+    @app.timer(interval=0.5)
+    async def rewind_overdue() -> None:
+        """A seek whose expected record never arrived (records fetched before the seek moved
+        faust's read offset past it again, and nothing newer came) is repeated."""
+        assignment = app.consumer.assignment()
+        for tp in guard.overdue(time.monotonic()):
+            if tp in assignment:
+                await rewind(tp)
+            else:
+                guard.forget({tp})
 
     @app.agent(topics["control"], name="control")
     async def control_agent(stream):
         """Commands go to every partition: the one that owns the issue applies it."""
+        ignore_faust_gaps()
+        stream = stream.noack()  # acked once forwarded (see ``admit``)
         async for event in stream.events():
+            if not await admit(event):
+                continue
+            msg = event.message
             try:
                 command = validate_command(orjson.loads(event.value))
             except (orjson.JSONDecodeError, CommandError) as exc:
-                msg = event.message
                 source = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
                 invalid = Invalid("command", str(exc))
-                await topics["dlq"].send(value=dead_letter(event.value, invalid, source))
-                continue
-            value = orjson.dumps({COMMAND_MARKER: command})
-            for p in range(s.partitions):
-                await topics["by_fingerprint"].send(
-                    key=command["fingerprint"].encode(), value=value, partition=p
-                )
+                sent = [await topics["dlq"].send(value=dead_letter(event.value, invalid, source))]
+            else:
+                value = orjson.dumps({COMMAND_MARKER: command})
+                sent = [
+                    await topics["by_fingerprint"].send(
+                        key=command["fingerprint"].encode(), value=value, partition=p
+                    )
+                    for p in range(s.partitions)
+                ]
+            await asyncio.gather(*sent)
+            guard.processed(msg.tp, msg.offset)
+            await stream.ack(event)
 
     def handle_command(command: dict, pos: int, st: State, processed: list[bytes]) -> None:
         issues_, aliases_ = st.issues, st.aliases
@@ -394,10 +481,13 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         automatic ack would also ack an envelope whose processing a stop cancelled (its
         ``finally``), and waiting for each delivery before the next envelope would cap the
         agent at one broker round trip per envelope."""
+        ignore_faust_gaps()
         stream = stream.noack()
         acks = AckWhenDelivered(stream)
         async for event in stream.events():
             acks.check()
+            if not await admit(event):
+                continue
             msg = event.message
             st = State(*(Overlay(t) for t in (issues, services, minutes, dedup, aliases)))
             alerts: list[dict] = []
@@ -428,6 +518,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
                 await topics["processed"].send(key=msg.key, value=value, partition=msg.partition)
                 for value in packed(serialize_processed(processed))
             ]
+            guard.processed(msg.tp, msg.offset)
             acks.add(event, sent)
 
     return pipeline

@@ -64,6 +64,26 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        self.envelopes_skipped = Counter(
+            "errorstream_issues_envelopes_skipped_total",
+            "By-fingerprint envelopes the issues agent did not process where they arrived: "
+            "stale (already processed) or gap (records before them were dropped on the way; "
+            "re-read after a seek back)",
+            ["reason"],
+            registry=r,
+        )
+        self.partition_rewinds = Counter(
+            "errorstream_issues_partition_rewinds_total",
+            "Seeks of a by-fingerprint partition back to the next offset the issues agent "
+            "expects, after a gap",
+            registry=r,
+        )
+        self.envelopes_expired = Counter(
+            "errorstream_issues_envelopes_expired_total",
+            "By-fingerprint envelopes deleted by retention before the issues agent processed "
+            "them (lost)",
+            registry=r,
+        )
         self.events_late = Counter(
             "errorstream_issues_events_late_total",
             "Events older than their key's watermark minus the grace: counted, not windowed",
