@@ -293,7 +293,17 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         consumer._add_gap = _add_gap
         consumer._errorstream_gaps_ignored = True
 
-    async def rewind(tp: Any) -> None:
+    last_received: dict[str, float] = {}  # guarded topic -> when its agent last got a record
+
+    async def ensure_started(tp: Any) -> None:
+        if not guard.knows(tp):
+            consumer = app.consumer
+            committed = consumer._committed_offset.get(tp)
+            if committed is None:  # nothing committed yet: the group starts at the earliest
+                committed = (await consumer.earliest_offsets(tp)).get(tp) or 0
+            guard.start(tp, committed)
+
+    async def rewind(tp: Any, why: str = "records dropped before the agent") -> None:
         consumer = app.consumer
         offset = guard.expected[tp]
         earliest = (await consumer.earliest_offsets(tp)).get(tp)
@@ -308,20 +318,15 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         await consumer.seek(tp, offset)
         guard.sought(tp, time.monotonic())
         metrics.partition_rewinds.inc()
-        log.warning("%s[%d]: records dropped before the agent; sought back to %d",
-                    tp.topic, tp.partition, offset)
+        log.warning("%s[%d]: %s; sought back to %d", tp.topic, tp.partition, why, offset)
 
     async def admit(event: Any) -> bool:
         """Whether the agent processes this event now (``OffsetGuard``). A skipped event is
         neither processed nor acked: it is read again after the seek."""
         msg = event.message
         tp = msg.tp
-        if not guard.knows(tp):
-            consumer = app.consumer
-            committed = consumer._committed_offset.get(tp)
-            if committed is None:  # nothing committed yet: the group starts at the earliest
-                committed = (await consumer.earliest_offsets(tp)).get(tp) or 0
-            guard.start(tp, committed)
+        last_received[tp.topic] = time.monotonic()
+        await ensure_started(tp)
         verdict = guard.check(tp, msg.offset)
         if verdict is Verdict.PROCESS:
             return True
@@ -334,14 +339,29 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
 
     @app.timer(interval=0.5)
     async def rewind_overdue() -> None:
-        """A seek whose expected record never arrived (records fetched before the seek moved
-        faust's read offset past it again, and nothing newer came) is repeated."""
-        assignment = app.consumer.assignment()
-        for tp in guard.overdue(time.monotonic()):
+        """Dropped records that no later record reveals: a seek whose expected record never
+        arrived is repeated, and a partition whose log holds records its idle agent has not
+        processed is sought back (faust drops records fetched while its flow is suspended
+        around a rebalance, and after a restart they can be a partition's last ones)."""
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return
+        consumer = app.consumer
+        assignment = {tp for tp in consumer.assignment() if tp.topic in guarded_topics}
+        now = time.monotonic()
+        for tp in guard.overdue(now):
             if tp in assignment:
                 await rewind(tp)
             else:
                 guard.forget({tp})
+        for topic in guarded_topics:
+            tps = [tp for tp in assignment if tp.topic == topic]
+            for tp in tps:
+                await ensure_started(tp)
+            idle = now - last_received.get(topic, 0.0)
+            highwaters = {tp: consumer.highwater(tp) for tp in tps}
+            for tp in guard.stalled(highwaters, idle):
+                if guard.seek_due(tp, now):
+                    await rewind(tp, "records in the log never reached the idle agent")
 
     @app.agent(topics["control"], name="control")
     async def control_agent(stream):

@@ -66,6 +66,20 @@ class OffsetGuard:
         """Partitions still waiting for their expected record after a seek."""
         return [tp for tp, last in self.rewinding.items() if now - last >= self.reseek_after]
 
+    def stalled(self, highwaters: dict, idle_for: float, idle_after: float = 1.0) -> list:
+        """Partitions whose log holds records the agent has not processed while the agent has
+        received nothing for ``idle_after`` seconds: faust dropped records and nothing newer
+        arrived to show the gap (e.g. the tail of a partition after a restart). ``highwaters``
+        maps each assigned partition to its next offset to be written (or None, unknown);
+        partitions the agent has not seen since the assignment are not judged here."""
+        if idle_for < idle_after:
+            return []
+        return [
+            tp
+            for tp, high in highwaters.items()
+            if high is not None and tp in self.expected and self.expected[tp] < high
+        ]
+
     def forget(self, tps: set) -> None:
         """Revoked or newly assigned partitions start again from their committed offset."""
         for tp in tps:

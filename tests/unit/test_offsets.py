@@ -46,3 +46,16 @@ def test_forget_starts_a_partition_again_from_its_committed_offset():
     assert guard.check(other, 7) is Verdict.PROCESS
     guard.start(TP, 40)  # reassigned: the committed offset may be below what was processed
     assert guard.check(TP, 40) is Verdict.PROCESS
+
+
+def test_an_idle_agent_behind_the_log_is_stalled():
+    guard = OffsetGuard()
+    caught_up, behind, unseen = (TP[0], 0), (TP[0], 1), (TP[0], 2)
+    guard.start(caught_up, 50)
+    guard.start(behind, 10)
+    highwaters = {caught_up: 50, behind: 12, unseen: 9, (TP[0], 3): None}
+    assert guard.stalled(highwaters, idle_for=0.2) == []  # records may still be on the way
+    assert guard.stalled(highwaters, idle_for=1.5) == [behind]
+    guard.processed(behind, 10)
+    guard.processed(behind, 11)
+    assert guard.stalled(highwaters, idle_for=5.0) == []
