@@ -50,7 +50,7 @@ from pipeline.stages.aggregate import (
     service_key,
 )
 from pipeline.stages.decode import Invalid, dead_letter
-from pipeline.stages.dedup import EvictionQueue, should_apply
+from pipeline.stages.dedup import DedupWindow, EvictionQueue, should_apply
 from pipeline.stages.envelope import packed, position, unpack
 from pipeline.stages.issues import apply_command, merge_states
 from pipeline.stages.rules import StreamRules
@@ -186,27 +186,31 @@ def serialize_processed(items: list) -> list[bytes]:
 
 
 class PartitionEviction:
-    """Per-partition eviction queues of the dedup and minute tables, rebuilt from the table
-    contents the first time a partition is seen (after start, recovery or a rebalance)."""
+    """Per partition: the dedup window (``DedupWindow``) and the eviction queue of the minute
+    table, rebuilt from the table contents the first time a partition is seen (after start,
+    recovery or a rebalance)."""
 
     def __init__(self, dedup: Any, minutes: Any, rules: StreamRules) -> None:
         self.dedup, self.minutes, self.rules = dedup, minutes, rules
-        self.queues: dict[int, tuple[EvictionQueue, EvictionQueue]] = {}
+        self.queues: dict[int, tuple[DedupWindow, EvictionQueue]] = {}
         self.watermark: dict[int, int] = {}
 
-    def for_partition(self, p: int) -> tuple[EvictionQueue, EvictionQueue]:
+    def for_partition(self, p: int) -> tuple[DedupWindow, EvictionQueue]:
         queues = self.queues.get(p)
         if queues is None:
             prefix = f"{p}|"
-            dedup = [(v[1], k) for k, v in self.dedup.items() if v and k.startswith(prefix)]
+            window = DedupWindow(
+                self.rules.dedup_minutes,
+                ((k, v) for k, v in self.dedup.items() if v and k.startswith(prefix)),
+            )
             minutes = [
                 (int(k.split("|")[3]) // 60, k) for k in self.minutes.keys() if k.startswith(prefix)
             ]
             queues = self.queues[p] = (
-                EvictionQueue(self.rules.dedup_minutes, dedup),
+                window,
                 EvictionQueue(MINUTE_COUNTS_RETENTION, minutes),
             )
-            self.watermark[p] = max([m for m, _ in dedup], default=0)
+            self.watermark[p] = window.newest_minute()
         return queues
 
     def forget(self, partitions: set[int]) -> None:
@@ -447,7 +451,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             eviction.watermark[partition],
             min(minute_of(meta["ts"]), minute_of(time.time()) + 5),
         )
-        seen = st.dedup.get(dkey)
+        seen = q_dedup.get(dkey)
         out = process_event(
             record,
             fp,
@@ -472,8 +476,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
                 q_minutes.push(int(mkey.split("|")[3]) // 60, mkey)
             st.minutes[mkey] = out.minute
         if out.dedup is not None:
-            st.dedup[dkey] = out.dedup
-            q_dedup.push(wm, dkey)
+            q_dedup.add(dkey, out.dedup)  # written with the envelope's other entries
         if out.duplicate:
             metrics.events_deduplicated.inc()
         elif not out.admission.body_stored:
@@ -519,6 +522,11 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
                     handle_command(record[COMMAND_MARKER], pos, st, processed)
                 else:
                     process_record(record, pos, msg.partition, st, alerts, processed)
+            # the envelope's first-seen event ids: one dedup table key for all of them
+            batch_key = f"{msg.partition}|b|{msg.offset}"
+            batch = eviction.for_partition(msg.partition)[0].take_batch(batch_key)
+            if batch is not None:
+                st.dedup[batch_key] = batch
             if alerts:  # delivered before the state that remembers them
                 sent = [
                     await topics["alerts"].send(

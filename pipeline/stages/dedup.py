@@ -52,3 +52,65 @@ class EvictionQueue:
         while items and items[0][0] < cutoff:
             out.append(items.popleft()[1])
         return out
+
+
+class DedupWindow:
+    """One partition's event_id dedup window: an in-memory index, persisted as one table key
+    per envelope — ``table["<p>|b|<offset>"] = {"m": minute, "e": {dedup key: entry}}`` — so
+    the window costs one changelog message per envelope instead of one per event.
+
+    Built from the table's entries for the partition (after start, recovery or a rebalance);
+    an entry of the earlier one-key-per-event form (``key → [position, minute, admission]``)
+    is read too. ``expired`` returns the table keys to delete.
+    """
+
+    __slots__ = ("index", "members", "queue", "pending", "pending_minute")
+
+    def __init__(self, horizon: int, items: Iterable[tuple[str, object]] = ()) -> None:
+        self.index: dict[str, list] = {}
+        self.members: dict[str, list[str]] = {}
+        self.pending: dict[str, list] = {}
+        self.pending_minute = 0
+        queued = []
+        for key, value in items:
+            if isinstance(value, list):  # one key per event
+                self.index[key] = value
+                self.members[key] = [key]
+                queued.append((value[1], key))
+            elif isinstance(value, dict):
+                entries = value["e"]
+                self.index.update(entries)
+                self.members[key] = list(entries)
+                queued.append((value["m"], key))
+        self.queue = EvictionQueue(horizon, queued)
+
+    def newest_minute(self) -> int:
+        return max((m for m, _ in self.queue._items), default=0)
+
+    def get(self, dedup_key: str) -> list | None:
+        return self.index.get(dedup_key)
+
+    def add(self, dedup_key: str, entry: list) -> None:
+        """A first-seen event (entry = [position, watermark minute, admission code])."""
+        self.index[dedup_key] = entry
+        self.pending[dedup_key] = entry
+        self.pending_minute = max(self.pending_minute, entry[1])
+
+    def take_batch(self, table_key: str) -> dict | None:
+        """The envelope's new entries as one table value (None when there are none)."""
+        if not self.pending:
+            return None
+        value = {"m": self.pending_minute, "e": self.pending}
+        self.members[table_key] = list(self.pending)
+        self.queue.push(self.pending_minute, table_key)
+        self.pending, self.pending_minute = {}, 0
+        return value
+
+    def expired(self, now_minute: int) -> list[str]:
+        """Table keys whose entries left the window (their index entries are gone too)."""
+        out = []
+        for table_key in self.queue.expired(now_minute):
+            for dedup_key in self.members.pop(table_key, ()):
+                self.index.pop(dedup_key, None)
+            out.append(table_key)
+        return out

@@ -44,3 +44,25 @@ def test_any_redelivery_pattern_counts_each_event_once(order):
     distinct = set(order)
     assert sum(s["issue"]["count"] for s in issues.values()) == len(distinct)
     assert sum(services["checkout"]["ring"]["r"]) == len(distinct)
+
+
+def test_dedup_window_persists_one_value_per_envelope_and_rebuilds_from_it():
+    from pipeline.stages.dedup import DedupWindow
+
+    w = DedupWindow(horizon=10)
+    w.add("0|a", [5 << 20, 100, 0])
+    w.add("0|b", [(5 << 20) + 1, 101, 0])
+    assert w.get("0|a") == [5 << 20, 100, 0] and w.get("0|zz") is None
+    value = w.take_batch("0|b|5")
+    assert value == {"m": 101, "e": {"0|a": [5 << 20, 100, 0], "0|b": [(5 << 20) + 1, 101, 0]}}
+    assert w.take_batch("0|b|6") is None  # nothing new since
+
+    # a restart: the window comes back from the table, old one-key-per-event entries included
+    r = DedupWindow(10, [("0|b|5", value), ("0|old", [3, 95, 1])])
+    assert r.get("0|b") == [(5 << 20) + 1, 101, 0] and r.get("0|old") == [3, 95, 1]
+    assert r.newest_minute() == 101
+    assert r.expired(105) == []  # entered at 95: kept while 95 >= 105 - 10
+    assert r.expired(106) == ["0|old"]
+    assert r.get("0|old") is None and r.get("0|a") is not None
+    assert r.expired(112) == ["0|b|5"]
+    assert r.get("0|a") is None and r.get("0|b") is None
