@@ -297,7 +297,13 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         consumer._add_gap = _add_gap
         consumer._errorstream_gaps_ignored = True
 
-    last_received: dict[str, float] = {}  # guarded topic -> when its agent last got a record
+    # guarded topic -> since when its agent has been waiting for a record (absent: busy or
+    # never started); ``ready_since``: since when faust has been out of rebalancing/recovery
+    waiting_since: dict[str, float | None] = {}
+    ready_since: list[float | None] = [None]
+
+    def waiting(topic: str) -> None:
+        waiting_since[topic] = time.monotonic()
 
     async def ensure_started(tp: Any) -> None:
         if not guard.knows(tp):
@@ -329,7 +335,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         neither processed nor acked: it is read again after the seek."""
         msg = event.message
         tp = msg.tp
-        last_received[tp.topic] = time.monotonic()
+        waiting_since[tp.topic] = None  # busy until it asks for the next record
         await ensure_started(tp)
         verdict = guard.check(tp, msg.offset)
         if verdict is Verdict.PROCESS:
@@ -339,6 +345,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         msg.acked = True  # never acked: its offset must not count towards the commit
         app.consumer._unacked_messages.discard(msg)
         metrics.envelopes_skipped.labels(verdict.value).inc()
+        waiting(tp.topic)
         return False
 
     @app.timer(interval=0.5)
@@ -348,10 +355,13 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         processed is sought back (faust drops records fetched while its flow is suspended
         around a rebalance, and after a restart they can be a partition's last ones)."""
         if app.rebalancing or not app.tables.recovery.completed.is_set():
+            ready_since[0] = None
             return
         consumer = app.consumer
         assignment = {tp for tp in consumer.assignment() if tp.topic in guarded_topics}
         now = time.monotonic()
+        if ready_since[0] is None:
+            ready_since[0] = now
         for tp in guard.overdue(now):
             if tp in assignment:
                 await rewind(tp)
@@ -361,7 +371,8 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             tps = [tp for tp in assignment if tp.topic == topic]
             for tp in tps:
                 await ensure_started(tp)
-            idle = now - last_received.get(topic, 0.0)
+            since = waiting_since.get(topic, ready_since[0])
+            idle = 0.0 if since is None else now - max(since, ready_since[0])
             highwaters = {tp: consumer.highwater(tp) for tp in tps}
             for tp in guard.stalled(highwaters, idle):
                 if guard.seek_due(tp, now):
@@ -393,6 +404,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             await asyncio.gather(*sent)
             guard.processed(msg.tp, msg.offset)
             await stream.ack(event)
+            waiting(msg.topic)
 
     def handle_command(command: dict, pos: int, st: State, processed: list[bytes]) -> None:
         issues_, aliases_ = st.issues, st.aliases
@@ -548,5 +560,6 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             ]
             guard.processed(msg.tp, msg.offset)
             acks.add(event, sent)
+            waiting(msg.topic)
 
     return pipeline
