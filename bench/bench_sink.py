@@ -45,6 +45,7 @@ from pipeline.sinks.batching import Message  # noqa: E402
 from pipeline.sinks.clickhouse import ClickHouseSink, insert_tables  # noqa: E402
 from pipeline.sinks.rows import EVENT_COLUMNS, EVENTS, build_rows  # noqa: E402
 from pipeline.storage import ChdbBackend  # noqa: E402
+from pipeline.storage.backend import _bytes_as_text  # noqa: E402
 from pipeline.storage.migrate import migrate  # noqa: E402
 
 FIGURES: list[dict] = []
@@ -162,7 +163,9 @@ def bench_insert_paths(backend, payloads):
 
 
 def _json_columns(backend, table, columns, rows):
-    body = orjson.dumps(dict(zip(columns, zip(*rows, strict=True), strict=True)))
+    body = orjson.dumps(
+        dict(zip(columns, zip(*rows, strict=True), strict=True)), default=_bytes_as_text
+    )
     sql = f"INSERT INTO {backend.database}.{table} ({', '.join(columns)}) FORMAT JSONColumns\n"
     with backend._lock:
         backend._session.query(sql + body.decode(), "CSV")
