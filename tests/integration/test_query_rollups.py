@@ -129,7 +129,7 @@ def load(backend, batches, bodies, *, optimize_between: bool = True) -> None:
     for i, batch in enumerate(batches):
         backend.insert("event_minutes_input", MINUTE_COLUMNS, batch)
         if optimize_between and i == len(batches) - 3:  # merge, then replays land on top
-            for table in ("event_minutes", "event_hours", "event_days"):
+            for table in ("event_minutes", "event_hours", "event_days", "event_day_users"):
                 backend.command(f"OPTIMIZE TABLE {backend.database}.{table} FINAL")
     backend.insert("events", EVENT_COLUMNS, bodies)
     backend.insert("issues", ISSUE_COLUMNS, issue_rows())
@@ -278,7 +278,13 @@ def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
     before = answers(backend)
     backend.insert("event_minutes_input", MINUTE_COLUMNS, batches[0] + batches[5])
     assert answers(backend) == before
-    for table in ("event_minutes", "event_minutes_legacy", "event_hours", "event_days"):
+    for table in (
+        "event_minutes",
+        "event_minutes_legacy",
+        "event_hours",
+        "event_days",
+        "event_day_users",
+    ):
         backend.command(f"OPTIMIZE TABLE {backend.database}.{table} FINAL")
     assert answers(backend) == before
     assert minutes_only(backend, monkeypatch) == before
@@ -286,20 +292,23 @@ def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
 
 def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
     """Data inserted before migration 0006 (so only in event_minutes) is backfilled into the
-    rollups and the legacy table; later rows, including replays of the earlier ones, are
-    counted once."""
+    rollups and the legacy table, data inserted before 0007 into the users table; later
+    rows, including replays of the earlier ones, are counted once."""
     batches, bodies, events = data
     b = ChdbBackend(backend.path, "backfill")
+    every = migrate_module.load_migrations()
     try:
-        with monkeypatch.context() as m:
-            every = migrate_module.load_migrations()
-            m.setattr(
-                migrate_module, "load_migrations", lambda: [x for x in every if x.version < 6]
-            )
-            assert [x.version for x in migrate(b, 90)] == [1, 2, 3, 4, 5]
-        for batch in batches[:5]:
-            b.insert("event_minutes_input", MINUTE_COLUMNS, batch)
-        assert [x.name for x in migrate(b, 90)] == ["rollups"]
+        for below, batch in ((6, batches[:3]), (7, batches[3:5])):
+            with monkeypatch.context() as m:
+                m.setattr(
+                    migrate_module,
+                    "load_migrations",
+                    lambda below=below: [x for x in every if x.version < below],
+                )
+                migrate(b, 90)
+            for rows in batch:
+                b.insert("event_minutes_input", MINUTE_COLUMNS, rows)
+        assert [x.name for x in migrate(b, 90)] == ["day_users"]
         assert migrate(b, 90) == []  # a second run does nothing
         load(b, batches[5:] + [batches[1], batches[3]], bodies, optimize_between=False)
         got = answers(b)
