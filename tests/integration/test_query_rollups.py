@@ -238,6 +238,15 @@ def test_rollup_answers_equal_minute_table_answers(backend, data, monkeypatch):
     check_against_generated(tiered, events)
 
 
+def test_users_read_from_the_day_users_table_are_the_same(backend, data, monkeypatch):
+    # the ranges here span at most 2 whole days: let every whole day read event_day_users
+    with monkeypatch.context() as m:
+        m.setattr(queries, "DAY_USERS_MIN_SPAN", DAY)
+        got = answers(backend)
+    assert got == answers(backend)
+    check_against_generated(got, data[2])
+
+
 def check_against_generated(got: dict, events: list[dict]) -> None:
     for r, (since, until) in enumerate(RANGES):
         for f, filters in enumerate(FILTERS):
@@ -315,5 +324,8 @@ def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
         assert got == answers(backend)
         assert got == minutes_only(b, monkeypatch)
         check_against_generated(got, events)
+        with monkeypatch.context() as m:  # the backfilled users table answers the same
+            m.setattr(queries, "DAY_USERS_MIN_SPAN", DAY)
+            assert answers(b) == got
     finally:
         b.close()
