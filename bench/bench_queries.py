@@ -125,7 +125,14 @@ def main() -> int:
             lo = (start + day * 86400) * 1000
             backend.command(GENERATE_MINUTES.replace("{db}", db), {"lo": lo, "hi": lo + 86400_000})
         backend.command(GENERATE_ISSUES.replace("{db}", db))
-        tables = ("events", "event_minutes", "event_minutes_legacy", "event_hours", "event_days")
+        tables = (
+            "events",
+            "event_minutes",
+            "event_minutes_legacy",
+            "event_hours",
+            "event_days",
+            "event_day_users",
+        )
         for table in (*tables, "issues"):
             backend.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
         generated = time.perf_counter() - started

@@ -3,6 +3,8 @@
 1. Insert path: the same event rows into chDB as JSONEachRow text, as one JSONColumns
    document, and as Arrow columns read by the ``Python()`` table function (the path the chDB
    backend uses). RowBinary is not measured: encoding it in Python is slower than any of these.
+   Then where a record's time goes without Kafka: row building (parse + rows), Arrow
+   encoding and the engine's insert, per record, on batches of --batch records.
 2. Throughput: N processed-topic records (per the stream-agents contract, ~1 KB, a quarter
    with shed bodies) produced first, then the sink started from offset 0; rows/s until every
    offset is committed. Baseline: the same rows built in advance and inserted with bare
@@ -43,11 +45,20 @@ from pipeline.metrics import Metrics  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.sinks.batching import Message  # noqa: E402
 from pipeline.sinks.clickhouse import ClickHouseSink, insert_tables  # noqa: E402
-from pipeline.sinks.rows import EVENT_COLUMNS, EVENTS, build_rows  # noqa: E402
+from pipeline.sinks.rows import COLUMNS, EVENT_COLUMNS, EVENTS, build_rows  # noqa: E402
 from pipeline.storage import ChdbBackend  # noqa: E402
+from pipeline.storage.backend import _bytes_as_text  # noqa: E402
+from pipeline.storage.encoding import ColumnEncoder  # noqa: E402
 from pipeline.storage.migrate import migrate  # noqa: E402
 
 FIGURES: list[dict] = []
+COUNT_TABLES = (
+    "event_minutes",
+    "event_minutes_legacy",
+    "event_hours",
+    "event_days",
+    "event_day_users",
+)
 
 
 def figure(name, value, unit, baseline=None):
@@ -161,8 +172,47 @@ def bench_insert_paths(backend, payloads):
     figure("insert_path_arrow", results["arrow"], "rows/s", results["jsoneachrow"])
 
 
+def bench_breakdown(backend, payloads, batch, envelope):
+    """Microseconds per record for each step of the sink's work on one batch: build_rows,
+    Arrow encoding, and the engine's insert (median over the batches)."""
+    messages = [
+        Message("p", 0, i, b"\n".join(payloads[i : i + envelope]))
+        for i in range(0, len(payloads), envelope)
+    ]
+    per_batch = max(1, batch // envelope)
+    steps: dict[str, list[float]] = {"build_rows": [], "arrow_encoding": [], "engine_insert": []}
+    for lo in range(0, len(messages), per_batch):
+        chunk = messages[lo : lo + per_batch]
+        records = sum(m.value.count(b"\n") + 1 for m in chunk)
+        started = time.perf_counter()
+        rows, _ = build_rows(chunk, "alerts")
+        built = time.perf_counter()
+        encode = insert = 0.0
+        for table, table_rows in rows.tables():
+            columns = COLUMNS[table]
+            types = backend.column_types(table)
+            t0 = time.perf_counter()
+            ColumnEncoder.for_types([types[c] for c in columns]).arrow(columns, table_rows)
+            t1 = time.perf_counter()
+            backend.insert(table, columns, table_rows)  # encodes again, then inserts
+            encode += t1 - t0
+            insert += time.perf_counter() - t1 - (t1 - t0)
+        steps["build_rows"].append((built - started) / records * 1e6)
+        steps["arrow_encoding"].append(encode / records * 1e6)
+        steps["engine_insert"].append(insert / records * 1e6)
+    print(f"per record, batches of {batch:,} (no Kafka):")
+    for name, samples in steps.items():
+        value = statistics.median(samples)
+        print(f"  {name:<16} {value:6.2f} us")
+        figure(f"{name}_per_record", value, "us")
+    for table in ("events", "issues", *COUNT_TABLES):
+        backend.command(f"TRUNCATE TABLE {backend.database}.{table}")
+
+
 def _json_columns(backend, table, columns, rows):
-    body = orjson.dumps(dict(zip(columns, zip(*rows, strict=True), strict=True)))
+    body = orjson.dumps(
+        dict(zip(columns, zip(*rows, strict=True), strict=True)), default=_bytes_as_text
+    )
     sql = f"INSERT INTO {backend.database}.{table} ({', '.join(columns)}) FORMAT JSONColumns\n"
     with backend._lock:
         backend._session.query(sql + body.decode(), "CSV")
@@ -209,6 +259,7 @@ async def run(args, bootstrap, workdir):
     payloads = [record(i, now) for i in range(args.rows)]
     print(f"{args.rows:,} records, {sum(map(len, payloads)) / len(payloads):.0f} B each on average")
     bench_insert_paths(backend, payloads[: min(100_000, args.rows)])
+    bench_breakdown(backend, payloads, args.batch, max(1, args.envelope))
 
     # baseline: prebuilt rows, bare inserts
     built, _ = build_rows([Message("p", 0, i, v) for i, v in enumerate(payloads)], "alerts")

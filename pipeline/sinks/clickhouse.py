@@ -1,10 +1,11 @@
 """The ClickHouse sink: a dedicated consumer of the processed and alerts topics.
 
-    poll ─▶ batch by size OR time ─▶ [thread] build rows ─▶ insert per table ─▶ commit offsets
+    poll ─▶ batch by size OR time ─▶ [thread] build rows ─▶ [thread] insert per table ─▶ commit offsets
                │                          │ unparseable record ──▶ dead-letter topic
                │                          │ row ClickHouse refuses (bisected) ──▶ dead-letter
-               └─ pause partitions while `sink_max_inflight_inserts` inserts run and the next
-                  batch is full; polling goes on, so the consumer stays in its group
+               └─ pause partitions while `sink_max_inflight_inserts` inserts run, one more
+                  batch is being built, and the next batch is full; polling goes on, so the
+                  consumer stays in its group
 
 Offsets are committed only after ClickHouse has the batch, in batch order, so a crash replays
 the uncommitted tail — and every table is replay-safe (events collapse by event_id, minute
@@ -12,7 +13,10 @@ aggregates keep a max and uniq states, issues the highest version, alerts the al
 When ClickHouse is down or slow, an insert raises ``SinkBackpressure`` and is retried with
 capped exponential backoff until it succeeds: nothing is dropped and nothing is acked.
 
-Row building and inserts run in a thread pool, off the event loop the agents share.
+Row building and inserts run in threads, off the event loop the agents share, and overlap:
+the rows of the next batch are built (Python, holding the GIL) while the engine inserts the
+previous one (chDB releases the GIL), so on two cores a batch costs about the larger of the
+two instead of their sum.
 """
 
 from __future__ import annotations
@@ -116,10 +120,16 @@ class ClickHouseSink:
         self.group_id = group_id or f"{s.app_id}-sink"
         self.topics = list(topics or (s.topic_processed, s.topic_alerts))
         self.batcher = Batcher(s.sink_max_batch_size, s.sink_max_batch_time)
+        # Batches between "taken from the batcher" and "committed": the inserting ones plus
+        # one whose rows are being built.
         self.inflight: deque[tuple[Batch, asyncio.Task]] = deque()
+        self.capacity = s.sink_max_inflight_inserts + 1
         self.pool = ThreadPoolExecutor(
             max_workers=s.sink_max_inflight_inserts, thread_name_prefix="clickhouse-sink"
         )
+        self.build_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-rows")
+        self.insert_slots = asyncio.Semaphore(s.sink_max_inflight_inserts)
+        self.inserting = 0  # batches holding an insert slot (the inflight-inserts gauge)
         self.consumer: AIOKafkaConsumer | None = None
         self.healthy = True
         self.paused = False
@@ -155,6 +165,7 @@ class ClickHouseSink:
         finally:
             await self.consumer.stop()
             self.pool.shutdown(wait=False)
+            self.build_pool.shutdown(wait=False)
 
     async def _step(self) -> None:
         assert self.consumer is not None
@@ -176,17 +187,17 @@ class ClickHouseSink:
                     Message(tp.topic, tp.partition, record.offset, value), now, count(value)
                 )
         await self._commit_done()
-        if len(self.inflight) < self.settings.sink_max_inflight_inserts:
+        if len(self.inflight) < self.capacity:
             if (batch := self.batcher.take_if_due(now)) is not None:
                 self._submit(batch)
         elif not polled and not self.paused:
             await asyncio.sleep(0)  # let finished inserts report even if getmany did not wait
 
     def _apply_backpressure(self, now: float) -> None:
-        """Pause fetching while every insert slot is busy and the next batch is full or
-        due; resume as soon as a slot frees."""
+        """Pause fetching while every insert slot is busy, a batch is being built, and the
+        next batch is full or due; resume as soon as a slot frees."""
         assert self.consumer is not None
-        full = len(self.inflight) >= self.settings.sink_max_inflight_inserts and (
+        full = len(self.inflight) >= self.capacity and (
             self.batcher.room() <= 0 or self.batcher.due(now)
         )
         if full and not self.paused:
@@ -201,7 +212,6 @@ class ClickHouseSink:
         """Start inserting ``batch`` (the caller checked that a slot is free)."""
         task = asyncio.ensure_future(self._write(batch))
         self.inflight.append((batch, task))
-        self.metrics.sink_inflight.set(len(self.inflight))
 
     async def _commit_done(self, wait: bool = False) -> None:
         """Commit the offsets of finished batches, oldest first, stopping at the first one
@@ -212,7 +222,6 @@ class ClickHouseSink:
             batch, task = self.inflight.popleft()
             task.result()  # a bug in _write must not be swallowed
             await self._commit(batch)
-        self.metrics.sink_inflight.set(len(self.inflight))
 
     async def _commit(self, batch: Batch) -> None:
         if self.consumer is None:
@@ -243,15 +252,27 @@ class ClickHouseSink:
         loop = asyncio.get_running_loop()
         topic_alerts = self.settings.topic_alerts
         rows, errors = await loop.run_in_executor(
-            self.pool, build_rows, batch.messages, topic_alerts
+            self.build_pool, build_rows, batch.messages, topic_alerts
         )
         for message, error in errors:
             await self._reject(message.value, error, message)
         tables = rows.tables()
         if tables:
-            result = await self._insert_with_retry(tables)
+            async with self.insert_slots:
+                self.inserting += 1
+                self.metrics.sink_inflight.set(self.inserting)
+                try:
+                    result = await self._insert_with_retry(tables)
+                finally:
+                    self.inserting -= 1
+                    self.metrics.sink_inflight.set(self.inserting)
             for table, row, error in result.rejected:
-                record = dict(zip(COLUMNS[table], row, strict=True))
+                record = {
+                    column: value.decode("utf-8", errors="replace")
+                    if isinstance(value, bytes)
+                    else value
+                    for column, value in zip(COLUMNS[table], row, strict=True)
+                }
                 payload = orjson.dumps({"table": table, "row": record}, default=str)
                 await self._reject(payload, error)
             for table, n in result.inserted.items():
@@ -318,7 +339,6 @@ class ClickHouseSink:
                 len(self.inflight),
             )
         self.inflight.clear()
-        self.metrics.sink_inflight.set(0)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -185,7 +185,10 @@ class ChdbBackend:
         if not rows:
             return 0
         cols = ", ".join(_check_identifier(c) for c in columns)
-        body = b"\n".join(orjson.dumps(dict(zip(columns, row, strict=True))) for row in rows)
+        body = b"\n".join(
+            orjson.dumps(dict(zip(columns, row, strict=True)), default=_bytes_as_text)
+            for row in rows
+        )
         sql = (
             f"INSERT INTO {self.database}.{_check_identifier(table)} ({cols}) FORMAT JSONEachRow\n"
         )
@@ -256,6 +259,13 @@ class ServerBackend:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _bytes_as_text(value: Any) -> str:
+    """orjson's fallback for bytes values (the sink's payloads): their UTF-8 text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 def _with_datetimes(row: Sequence[Any], indexes: list[int]) -> list[Any]:

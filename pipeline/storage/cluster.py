@@ -35,6 +35,7 @@ SHARDING_KEYS: dict[str, str] = {
     "event_minutes_legacy": "cityHash64(fingerprint)",
     "event_hours": "cityHash64(fingerprint)",
     "event_days": "cityHash64(fingerprint)",
+    "event_day_users": "cityHash64(fingerprint)",
     "issues": "cityHash64(fingerprint)",
     "alerts": "cityHash64(alert_id)",
 }

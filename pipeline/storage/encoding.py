@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _INTS = {
     "UInt8": pa.uint8(),
@@ -39,8 +40,12 @@ def _unwrap(ch_type: str) -> tuple[str, bool]:
     return ch_type, nullable
 
 
-def _millis(values: Sequence[Any]) -> list[int | None]:
-    return [None if v is None else round(v * 1000) for v in values]
+def _millis(values: Sequence[Any]) -> pa.Array:
+    """Epoch seconds → epoch milliseconds, rounded half to even as Python's ``round`` does
+    (vectorized: one Arrow pass instead of a Python call per value)."""
+    seconds = pa.array(values, pa.float64())
+    millis = pc.round(pc.multiply(seconds, 1000.0), ndigits=0, round_mode="half_to_even")
+    return millis.cast(pa.int64())
 
 
 def _map_of_strings(values: Sequence[dict[str, str]]) -> pa.Array:
@@ -67,7 +72,7 @@ def builder_for(ch_type: str) -> Builder:
     if base in ("Float32", "Float64"):
         return lambda values: pa.array(values, pa.float64())
     if base.startswith("DateTime64"):
-        return lambda values: pa.array(_millis(values), pa.timestamp("ms", tz="UTC"))
+        return lambda values: _millis(values).cast(pa.timestamp("ms", tz="UTC"))
     if base.startswith("DateTime"):
         return lambda values: pa.array(
             [None if v is None else int(v) for v in values], pa.timestamp("s", tz="UTC")

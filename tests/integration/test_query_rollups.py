@@ -129,7 +129,7 @@ def load(backend, batches, bodies, *, optimize_between: bool = True) -> None:
     for i, batch in enumerate(batches):
         backend.insert("event_minutes_input", MINUTE_COLUMNS, batch)
         if optimize_between and i == len(batches) - 3:  # merge, then replays land on top
-            for table in ("event_minutes", "event_hours", "event_days"):
+            for table in ("event_minutes", "event_hours", "event_days", "event_day_users"):
                 backend.command(f"OPTIMIZE TABLE {backend.database}.{table} FINAL")
     backend.insert("events", EVENT_COLUMNS, bodies)
     backend.insert("issues", ISSUE_COLUMNS, issue_rows())
@@ -238,6 +238,15 @@ def test_rollup_answers_equal_minute_table_answers(backend, data, monkeypatch):
     check_against_generated(tiered, events)
 
 
+def test_users_read_from_the_day_users_table_are_the_same(backend, data, monkeypatch):
+    # the ranges here span at most 2 whole days: let every whole day read event_day_users
+    with monkeypatch.context() as m:
+        m.setattr(queries, "DAY_USERS_MIN_SPAN", DAY)
+        got = answers(backend)
+    assert got == answers(backend)
+    check_against_generated(got, data[2])
+
+
 def check_against_generated(got: dict, events: list[dict]) -> None:
     for r, (since, until) in enumerate(RANGES):
         for f, filters in enumerate(FILTERS):
@@ -278,7 +287,13 @@ def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
     before = answers(backend)
     backend.insert("event_minutes_input", MINUTE_COLUMNS, batches[0] + batches[5])
     assert answers(backend) == before
-    for table in ("event_minutes", "event_minutes_legacy", "event_hours", "event_days"):
+    for table in (
+        "event_minutes",
+        "event_minutes_legacy",
+        "event_hours",
+        "event_days",
+        "event_day_users",
+    ):
         backend.command(f"OPTIMIZE TABLE {backend.database}.{table} FINAL")
     assert answers(backend) == before
     assert minutes_only(backend, monkeypatch) == before
@@ -286,25 +301,31 @@ def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
 
 def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
     """Data inserted before migration 0006 (so only in event_minutes) is backfilled into the
-    rollups and the legacy table; later rows, including replays of the earlier ones, are
-    counted once."""
+    rollups and the legacy table, data inserted before 0007 into the users table; later
+    rows, including replays of the earlier ones, are counted once."""
     batches, bodies, events = data
     b = ChdbBackend(backend.path, "backfill")
+    every = migrate_module.load_migrations()
     try:
-        with monkeypatch.context() as m:
-            every = migrate_module.load_migrations()
-            m.setattr(
-                migrate_module, "load_migrations", lambda: [x for x in every if x.version < 6]
-            )
-            assert [x.version for x in migrate(b, 90)] == [1, 2, 3, 4, 5]
-        for batch in batches[:5]:
-            b.insert("event_minutes_input", MINUTE_COLUMNS, batch)
-        assert [x.name for x in migrate(b, 90)] == ["rollups"]
+        for below, batch in ((6, batches[:3]), (7, batches[3:5])):
+            with monkeypatch.context() as m:
+                m.setattr(
+                    migrate_module,
+                    "load_migrations",
+                    lambda below=below: [x for x in every if x.version < below],
+                )
+                migrate(b, 90)
+            for rows in batch:
+                b.insert("event_minutes_input", MINUTE_COLUMNS, rows)
+        assert [x.name for x in migrate(b, 90)] == ["day_users"]
         assert migrate(b, 90) == []  # a second run does nothing
         load(b, batches[5:] + [batches[1], batches[3]], bodies, optimize_between=False)
         got = answers(b)
         assert got == answers(backend)
         assert got == minutes_only(b, monkeypatch)
         check_against_generated(got, events)
+        with monkeypatch.context() as m:  # the backfilled users table answers the same
+            m.setattr(queries, "DAY_USERS_MIN_SPAN", DAY)
+            assert answers(b) == got
     finally:
         b.close()

@@ -93,13 +93,19 @@ def test_every_migration_has_a_cluster_variant_with_sharding_by_issue():
     assert keys["issues"] == "cityHash64(fingerprint))"
     assert keys["alerts"] == "cityHash64(alert_id))"
     # an issue's minutes, legacy counts and rollups live on the shard of its events
-    for table in ("event_minutes", "event_minutes_legacy", "event_hours", "event_days"):
+    for table in (
+        "event_minutes",
+        "event_minutes_legacy",
+        "event_hours",
+        "event_days",
+        "event_day_users",
+    ):
         assert keys[table] == "cityHash64(fingerprint))", table
 
 
 def test_rollup_views_read_and_write_each_shards_local_tables():
     views = [s for s in all_cluster_statements() if "MATERIALIZED VIEW" in s]
-    for name in ("event_minutes_legacy", "event_hours", "event_days"):
+    for name in ("event_minutes_legacy", "event_hours", "event_days", "event_day_users"):
         (view,) = [v for v in views if f".{name}_mv ON CLUSTER" in v]
         assert f"TO errorstream.{name}_local" in view
         assert "FROM errorstream.event_minutes_input_local" in view

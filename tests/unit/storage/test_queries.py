@@ -158,6 +158,14 @@ def test_arrow_encoding_keeps_times_exact():
     assert table.column("n")[0].as_py() is None
 
 
+def test_arrow_milliseconds_round_as_python_does():
+    values = [0.0005, 0.0015, 0.0025, 1_700_000_000.1235, 1_700_000_000.1245, -1.0005, None]
+    values += [i / 1000 + 1_700_000_000 for i in range(-2000, 2000, 7)]
+    enc = ColumnEncoder.for_types(["Nullable(DateTime64(3, 'UTC'))"])
+    got = enc.arrow(["t"], [(v,) for v in values]).column("t").cast(pa.int64()).to_pylist()
+    assert got == [None if v is None else round(v * 1000) for v in values]
+
+
 def test_migrations_are_numbered_and_split():
     migrations = load_migrations()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))

@@ -160,3 +160,19 @@ def test_only_the_last_record_of_an_issue_in_an_envelope_keeps_its_snapshot():
         {"fingerprint": "a", "version": 2},
     ]
     assert lines[2]["_kind"] == "issue_state"
+
+
+def test_build_rows_stores_each_record_as_received():
+    # the payload column is the record's bytes from the envelope, not a re-serialization
+    lines = [orjson.dumps(record(minute_count=1, user_hash=7, issue=None)) + b" " for _ in "ab"]
+    rows, errors = build_rows([Message("p", 0, 0, b"\n".join(lines))], "alerts")
+    events = dict(rows.tables())[EVENTS]
+    assert errors == [] and [r[EVENT_COLUMNS.index("payload")] for r in events] == lines
+
+
+def test_text_that_is_not_utf8_goes_to_the_dead_letter_topic():
+    good = orjson.dumps(record(minute_count=1, user_hash=7, issue=None))
+    bad = good.replace(b"KeyError: 'x'", b"KeyError: '\xff'")
+    rows, errors = build_rows([Message("p", 0, 4, good + b"\n" + bad)], "alerts")
+    assert len(dict(rows.tables())[EVENTS]) == 1
+    assert [(m.offset, m.value) for m, _ in errors] == [(4, bad)]
