@@ -72,6 +72,7 @@ class WorkerProcess:
             except (OSError, urllib.error.HTTPError, ValueError):
                 pass
             time.sleep(0.25)
+        self.kill()  # the caller never gets this object to stop: do not leave it running
         raise RuntimeError(f"worker not ready after {ready_timeout}s:\n{self.log()}")
 
     def get(self, path: str, **params: Any) -> Any:
