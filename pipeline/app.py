@@ -151,30 +151,35 @@ class AckWhenDelivered:
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
-        self.pending: deque[tuple[Any, list[asyncio.Future]]] = deque()
+        # [event, messages not yet delivered, first failure] per event, in processing order
+        self.pending: deque[list] = deque()
         self.failed: BaseException | None = None
 
     def add(self, event: Any, sent: list[asyncio.Future]) -> None:
-        self.pending.append((event, sent))
+        entry = [event, len(sent), None]
+        self.pending.append(entry)
         for future in sent:
-            future.add_done_callback(self._on_done)
+            future.add_done_callback(lambda f, entry=entry: self._on_done(entry, f))
         if not sent:
-            self._on_done(None)
+            self._release()
 
     def check(self) -> None:
         if self.failed is not None:
             raise RuntimeError(f"a processed envelope was not delivered: {self.failed}")
 
-    def _on_done(self, _: Any) -> None:
-        while self.failed is None and self.pending:
-            event, sent = self.pending[0]
-            if not all(f.done() for f in sent):
+    def _on_done(self, entry: list, future: asyncio.Future) -> None:
+        entry[1] -= 1
+        if entry[2] is None and (future.cancelled() or future.exception() is not None):
+            entry[2] = RuntimeError("cancelled") if future.cancelled() else future.exception()
+        if entry[1] == 0:
+            self._release()
+
+    def _release(self) -> None:
+        while self.failed is None and self.pending and self.pending[0][1] == 0:
+            event, _, error = self.pending.popleft()
+            if error is not None:
+                self.failed = error
                 return
-            for f in sent:
-                if f.cancelled() or f.exception() is not None:
-                    self.failed = f.exception() if not f.cancelled() else RuntimeError("cancelled")
-                    return
-            self.pending.popleft()
             asyncio.ensure_future(self.stream.ack(event))
 
 
