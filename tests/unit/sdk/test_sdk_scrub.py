@@ -121,7 +121,9 @@ def test_event_scrubbed_before_serialization(make_sdk, sent_raw):
     assert event["breadcrumbs"]["values"][0]["data"] == {"password": FILTERED, "rows": 3}
 
 
-SECRET = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=6, max_size=20)
+# disjoint alphabets: the filler around the pair can never spell the secret itself (it once
+# did: before="", after="aaaaaa", secret="aaaaaa" — the value was scrubbed, the filler not)
+SECRET = st.text(alphabet="ijklmnopqrstuvwxyz0123456789", min_size=6, max_size=20)
 FILLER = st.text(alphabet="abcdefgh ,.;:!?()[]", max_size=30)
 
 
