@@ -133,6 +133,11 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from errorstream_sdk.client import Client
     from errorstream_sdk.config import settings_from
 
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM/SIGHUP stop the demo like Ctrl-C: worker and broker too
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupted)
     broker = None
     if not args.no_kafka:
         broker, bootstrap = _start_kafka(args)
