@@ -46,10 +46,12 @@ import time
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_stream_agents import bare_consume, produce  # noqa: E402  (same folder)
 
 from pipeline.kafka_local import default_cache_dir, start_on_free_ports  # noqa: E402
 
@@ -168,37 +170,6 @@ async def create_topics(bootstrap: str, names: list[str]) -> None:
         )
     finally:
         await admin.close()
-
-
-async def produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
-    await producer.start()
-    try:
-        for key, value in items:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def bare_consume(bootstrap: str, topic: str, expected: int) -> float:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    n, started = 0, None
-    try:
-        while n < expected:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for messages in batch.values():
-                if started is None:
-                    started = time.perf_counter()
-                for m in messages:
-                    orjson.loads(m.value)
-                    n += 1
-        return n / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 async def count_records(bootstrap: str, topics: list[str]) -> tuple[int, int, int]:
