@@ -315,7 +315,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
     # guarded topic -> since when its agent has been waiting for a record (absent: busy or
     # never started); ``ready_since``: since when faust has been out of rebalancing/recovery
     waiting_since: dict[str, float | None] = {}
-    ready_since: list[float | None] = [None]
+    ready_since: float | None = None
 
     def waiting(topic: str) -> None:
         waiting_since[topic] = time.monotonic()
@@ -379,14 +379,15 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
                 log.exception("offset guard check failed; retried in 0.5 s")
 
     async def check_partitions() -> None:
+        nonlocal ready_since
         if app.rebalancing or not app.tables.recovery.completed.is_set():
-            ready_since[0] = None
+            ready_since = None
             return
         consumer = app.consumer
         assignment = {tp for tp in consumer.assignment() if tp.topic in guarded_topics}
         now = time.monotonic()
-        if ready_since[0] is None:
-            ready_since[0] = now
+        if ready_since is None:
+            ready_since = now
         for tp in guard.overdue(now):
             if tp in assignment:
                 await rewind(tp)
@@ -396,11 +397,12 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             tps = [tp for tp in assignment if tp.topic == topic]
             for tp in tps:
                 await ensure_started(tp)
-            since = waiting_since.get(topic, ready_since[0])
-            idle = 0.0 if since is None else now - max(since, ready_since[0])
+            since = waiting_since.get(topic, ready_since)
+            idle = 0.0 if since is None else now - max(since, ready_since)
             if app.rebalancing:
                 return
-            highwaters = {tp: consumer.highwater(tp) for tp in tps if tp in consumer.assignment()}
+            still_assigned = consumer.assignment()  # the awaits above may have crossed a rebalance
+            highwaters = {tp: consumer.highwater(tp) for tp in tps if tp in still_assigned}
             for tp in guard.stalled(highwaters, idle):
                 if guard.seek_due(tp, now):
                     await rewind(tp, "records in the log never reached the idle agent")

@@ -44,6 +44,9 @@ class EvictionQueue:
     def push(self, minute: int, key: str) -> None:
         self._items.append((minute, key))
 
+    def newest_minute(self) -> int:
+        return max((m for m, _ in self._items), default=0)
+
     def expired(self, now_minute: int) -> list[str]:
         """Keys that entered before ``now_minute - horizon``, removed from the queue."""
         out = []
@@ -85,7 +88,7 @@ class DedupWindow:
         self.queue = EvictionQueue(horizon, queued)
 
     def newest_minute(self) -> int:
-        return max((m for m, _ in self.queue._items), default=0)
+        return self.queue.newest_minute()
 
     def get(self, dedup_key: str) -> list | None:
         return self.index.get(dedup_key)
