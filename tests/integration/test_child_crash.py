@@ -31,9 +31,7 @@ def restarts(worker: WorkerProcess, role: str) -> float:
         text = response.read().decode()
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == "errorstream_worker_child_restarts_total" and s.labels == {
-                "role": role
-            }:
+            if s.name == "errorstream_worker_child_restarts_total" and s.labels == {"role": role}:
                 return s.value
     return 0.0
 
