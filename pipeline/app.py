@@ -521,6 +521,8 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             st.minutes[mkey] = out.minute
         if out.dedup is not None:
             q_dedup.add(dkey, out.dedup)  # written with the envelope's other entries
+        if out.late:
+            metrics.events_late.inc()
         if out.duplicate:
             metrics.events_deduplicated.inc()
         elif not out.admission.body_stored:

@@ -24,6 +24,8 @@ import time
 from typing import Any
 
 import aiohttp
+import orjson
+from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from pipeline.runner import EXIT_CONFIG, HttpServer, host
@@ -41,10 +43,11 @@ class Peers:
         self.urls = peer_urls(settings.peer_urls)
         self.session: aiohttp.ClientSession | None = None
 
-    async def get(self, role: str, path: str) -> tuple[int, Any]:
+    async def get(self, role: str, path: str, timeout: float = PEER_TIMEOUT) -> tuple[int, Any]:
         if self.session is None:
-            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT))
-        async with self.session.get(self.urls[role] + path) as response:
+            self.session = aiohttp.ClientSession()
+        limit = aiohttp.ClientTimeout(total=timeout)
+        async with self.session.get(self.urls[role] + path, timeout=limit) as response:
             return response.status, await response.json(content_type=None)
 
     async def ready(self, role: str) -> dict[str, bool] | None:
@@ -178,8 +181,16 @@ def run_sink(settings: Settings) -> int:
             return checks
 
         async def live_issues() -> list[dict]:
-            _, body = await peers.get("agent", "/api/state/issues")
-            return body["issues"]
+            try:
+                _, body = await peers.get("agent", "/api/state/issues", timeout=10.0)
+                return body["issues"]
+            except (TimeoutError, aiohttp.ClientError, OSError, KeyError, ValueError) as exc:
+                raise web.HTTPServiceUnavailable(
+                    text=orjson.dumps(
+                        {"error": f"the agent process did not answer: {exc!r}"}
+                    ).decode(),
+                    content_type="application/json",
+                ) from None
 
         api = build_api(
             backend,
@@ -224,8 +235,6 @@ def run_agent(settings: Settings) -> int:
     worker_ref: list[AgentWorker] = []
     services: list[Any] = [LagMonitor(settings, metrics, pipeline.tables)]
     if settings.ops_port:
-        from aiohttp import web
-
         ops = build_ops_app(metrics.registry, agent_checks(pipeline, worker_ref))
 
         async def live_issues(request: web.Request) -> web.Response:
