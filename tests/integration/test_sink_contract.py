@@ -365,3 +365,65 @@ def test_migrations_run_twice_are_a_no_op(tmp_path):
         assert apply_retention(backend, 30) is False
     finally:
         backend.close()
+
+
+async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    from aiokafka import TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(
+            group, partitions=[TopicPartition(topic, p) for p in range(2)]
+        )
+    finally:
+        await admin.close()
+    return {tp.partition: m.offset for tp, m in offsets.items() if m is not None and m.offset >= 0}
+
+
+async def test_no_offset_passes_a_dead_letter_the_broker_did_not_acknowledge(
+    kafka_bootstrap, backend
+):
+    """The sink process's runner (own producer, dead letters acknowledged before the commit):
+    when the broker refuses the dead letter (here: a topic name it rejects), the batch that
+    produced it is never committed and the sink stops with the error; a sink whose dead
+    letters are delivered then replays the batch and commits it."""
+    from pipeline.roles import SinkRunner
+
+    tag = uuid.uuid4().hex[:8]
+    s = sink_settings(kafka_bootstrap, tag).replace(topic_dlq="refused/dead-letters")
+    await create_topics(kafka_bootstrap, s.topic_processed, s.topic_alerts)
+    records, _ = contract_records(20, seed=5)
+    batch = records[:10] + [(b"fp0", b"{not json")] + records[10:]
+    await produce(kafka_bootstrap, s.topic_processed, batch)
+    runner = SinkRunner(s, backend, Metrics())
+    with pytest.raises(Exception) as refused:
+        await asyncio.wait_for(runner.run(), 120)
+    assert not isinstance(refused.value, asyncio.TimeoutError)
+    assert await committed(kafka_bootstrap, runner.sink.group_id, s.topic_processed) == {}
+
+    good = s.replace(topic_dlq=f"t-{tag}-dlq")
+    await create_topics(kafka_bootstrap, good.topic_dlq)
+    runner = SinkRunner(good, backend, Metrics())
+    task = asyncio.ensure_future(runner.run())
+    try:
+        assert await wait_until(lambda: runner.sink.committed_messages >= len(batch))
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 60)
+    assert sum(
+        (await committed(kafka_bootstrap, runner.sink.group_id, s.topic_processed)).values()
+    ) == len(batch)
+    consumer = AIOKafkaConsumer(
+        good.topic_dlq, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        dead = []
+        deadline = time.monotonic() + 20
+        while not dead and time.monotonic() < deadline:
+            for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                dead.extend(orjson.loads(m.value) for m in msgs)
+    finally:
+        await consumer.stop()
+    assert [d["payload"] for d in dead] == ["{not json"]
