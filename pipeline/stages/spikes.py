@@ -46,7 +46,7 @@ class SpikeCheck:
     spiking: bool
     window_start: int  # minute index
     count: int
-    baseline: Baseline
+    baseline: Baseline  # complete (mean, stdev, windows) when spiking; alerts report it
 
 
 def check_spike(
@@ -63,11 +63,14 @@ def check_spike(
     count = ring_sum(ring, first, last)
     if count < min_count:  # cheap exit: the common case costs one sum
         return SpikeCheck(False, first, count, Baseline(0.0, 0.0, 0))
-    base = baseline(previous_window_counts(ring, first, window, history))
-    full_history = first_seen_minute <= first - window * history
-    spiking = full_history and is_spike(
-        count, base.mean, min_count=min_count, multiplier=multiplier
-    )
+    if first_seen_minute > first - window * history:  # no full history: never a spike
+        return SpikeCheck(False, first, count, Baseline(0.0, 0.0, 0))
+    counts = previous_window_counts(ring, first, window, history)
+    if count < multiplier * (sum(counts) / len(counts) if counts else 0.0):
+        # not a spike: the deviation (reported with spikes only) is not computed
+        return SpikeCheck(False, first, count, Baseline(sum(counts) / len(counts), 0.0, 0))
+    base = baseline(counts)
+    spiking = is_spike(count, base.mean, min_count=min_count, multiplier=multiplier)
     return SpikeCheck(spiking, first, count, base)
 
 
