@@ -130,14 +130,3 @@ def process_event(
     return Outcome(
         body, duplicate, decision, out_issue, out_service, out_minute, out_dedup, alerts, late
     )
-
-
-def resolve_alias(aliases: Any, fingerprint: str, hops: int = 8) -> str | None:
-    """Follow ``fingerprint → canonical`` links (merges can chain); None when not aliased."""
-    found = None
-    for _ in range(hops):
-        nxt = aliases.get(fingerprint)
-        if nxt is None:
-            break
-        found = fingerprint = nxt
-    return found

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from pipeline.app import AckWhenDelivered
+from pipeline.faust_internals import AckWhenDelivered
 
 
 class Recorder:

@@ -143,7 +143,7 @@ def test_record_with_a_null_snapshot_gives_no_issues_row():
 
 
 def test_only_the_last_record_of_an_issue_in_an_envelope_keeps_its_snapshot():
-    from pipeline.app import serialize_processed
+    from pipeline.agents.issues import serialize_processed
 
     snap = {"fingerprint": "a", "version": 1}
     items = [

@@ -1,0 +1,244 @@
+"""The issues agent: by-fingerprint envelopes → issue state, alerts, processed envelopes.
+
+One envelope at a time: every record through the pure stages (``stages/aggregate.py``,
+``stages/commands.py``) against a write-back view of the tables, then the alerts (delivered
+first), then the state (one changelog write per changed key), then the processed envelope.
+Acked by hand, in order, once its processed envelope is delivered (``AckWhenDelivered``),
+without waiting for that delivery before starting the next envelope.
+
+State, all co-partitioned with the by-fingerprint topic and changelog-backed:
+    dedup (event_id window) · aliases (secondary/merged → canonical fingerprint)
+    issues (issue state) · services (per-partition share) · minutes (exact counts)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, NamedTuple
+
+import orjson
+
+from pipeline.control import COMMAND_MARKER
+from pipeline.faust_internals import AckWhenDelivered, Overlay, PartitionGuard, write_state
+from pipeline.metrics import Metrics
+from pipeline.stages.aggregate import dedup_key, minute_key, process_event, service_key
+from pipeline.stages.commands import canonical, command_outcome
+from pipeline.stages.dedup import DedupWindow, EvictionQueue
+from pipeline.stages.envelope import packed, position, unpack
+from pipeline.stages.rules import StreamRules
+from pipeline.stages.windows import minute_of
+
+MINUTE_COUNTS_RETENTION = 24 * 60  # minutes an exact per-minute counter is kept
+TABLES = ("issues", "services", "minutes", "dedup", "aliases")
+
+
+class State(NamedTuple):
+    issues: Overlay
+    services: Overlay
+    minutes: Overlay
+    dedup: Overlay
+    aliases: Overlay
+
+
+def issue_state_record(issue: dict) -> bytes:
+    return orjson.dumps({"_kind": "issue_state", "issue": issue})
+
+
+def serialize_processed(items: list) -> list[bytes]:
+    """Processed records as JSON lines. Only the last record of each issue in an envelope
+    keeps the issue snapshot (``_meta.issue``, the state after the envelope); the others carry
+    null: the sink stores the latest snapshot per issue anyway, and the snapshot is a third of
+    a record's bytes."""
+    last = {item[0]: i for i, item in enumerate(items) if isinstance(item, tuple)}
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, tuple):
+            fp, record = item
+            if last[fp] != i:
+                record["_meta"]["issue"] = None
+            item = orjson.dumps(record)
+        out.append(item)
+    return out
+
+
+class PartitionEviction:
+    """Per partition: the dedup window (``DedupWindow``) and the eviction queue of the minute
+    table, rebuilt from the table contents the first time a partition is seen (after start,
+    recovery or a rebalance)."""
+
+    def __init__(self, dedup: Any, minutes: Any, rules: StreamRules) -> None:
+        self.dedup, self.minutes, self.rules = dedup, minutes, rules
+        self.queues: dict[int, tuple[DedupWindow, EvictionQueue]] = {}
+        self.watermark: dict[int, int] = {}
+
+    def for_partition(self, p: int) -> tuple[DedupWindow, EvictionQueue]:
+        queues = self.queues.get(p)
+        if queues is None:
+            prefix = f"{p}|"
+            window = DedupWindow(
+                self.rules.dedup_minutes,
+                ((k, v) for k, v in self.dedup.items() if v and k.startswith(prefix)),
+            )
+            minutes = [
+                (int(k.split("|")[3]) // 60, k) for k in self.minutes.keys() if k.startswith(prefix)
+            ]
+            queues = self.queues[p] = (
+                window,
+                EvictionQueue(MINUTE_COUNTS_RETENTION, minutes),
+            )
+            self.watermark[p] = window.newest_minute()
+        return queues
+
+    def forget(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self.queues.pop(p, None)
+
+
+class IssuesAgent:
+    def __init__(
+        self,
+        app: Any,
+        tables: dict[str, Any],
+        topics: dict[str, Any],
+        rules: StreamRules,
+        metrics: Metrics,
+        guard: PartitionGuard,
+    ) -> None:
+        self.app, self.tables, self.topics = app, tables, topics
+        self.rules, self.metrics, self.guard = rules, metrics, guard
+        self.eviction = PartitionEviction(tables["dedup"], tables["minutes"], rules)
+
+    def issue_snapshots(self) -> list[dict]:
+        return [v["issue"] for v in self.tables["issues"].values() if v]
+
+    async def run(self, stream: Any) -> None:
+        stream = stream.noack()
+        acks = AckWhenDelivered(stream)
+        async for event in stream.events():
+            acks.check()
+            if not await self.guard.admit(event):
+                continue
+            msg = event.message
+            sent = await self.process_envelope(msg)
+            self.guard.processed(msg)
+            acks.add(event, sent)
+
+    async def process_envelope(self, msg: Any) -> list[asyncio.Future]:
+        """One by-fingerprint envelope; returns the futures of its state and processed
+        messages (the alerts are delivered before it returns)."""
+        st = State(*(Overlay(self.tables[name]) for name in TABLES))
+        alerts: list[dict] = []
+        processed: list = []  # serialized records, or (fingerprint, record) of events
+        for index, line in enumerate(unpack(msg.value)):
+            record = orjson.loads(line)
+            pos = position(msg.offset, index)
+            if COMMAND_MARKER in record:
+                self.handle_command(record[COMMAND_MARKER], pos, st, processed)
+            else:
+                self.process_record(record, pos, msg.partition, st, alerts, processed)
+        # the envelope's first-seen event ids: one dedup table key for all of them
+        batch_key = f"{msg.partition}|b|{msg.offset}"
+        batch = self.eviction.for_partition(msg.partition)[0].take_batch(batch_key)
+        if batch is not None:
+            st.dedup[batch_key] = batch
+        if alerts:  # delivered before the state that remembers them
+            alert_topic = self.topics["alerts"]
+            sent = [
+                await alert_topic.send(
+                    key=(a["fingerprint"] or a["service"]).encode(), value=orjson.dumps(a)
+                )
+                for a in alerts
+            ]
+            await asyncio.gather(*sent)
+            for a in alerts:
+                self.metrics.alerts_emitted.labels(a["kind"]).inc()
+            # the state that remembers them right after: a crash between the two repeats
+            # an alert (same alert_id, which the alerts table keeps once); never loses one
+            await asyncio.gather(*await write_state(self.app, st, msg.partition))
+        sent = await write_state(self.app, st, msg.partition)
+        processed_topic = self.topics["processed"]
+        sent += [
+            await processed_topic.send(key=msg.key, value=value, partition=msg.partition)
+            for value in packed(serialize_processed(processed))
+        ]
+        return sent
+
+    def handle_command(self, command: dict, pos: int, st: State, processed: list) -> None:
+        out = command_outcome(command, pos, st.issues, st.aliases)
+        if out is None:
+            return  # another partition owns it, or a replay of an applied command
+        for key, state in out.issues.items():
+            st.issues[key] = state
+        for key, target in out.aliases.items():
+            st.aliases[key] = target
+        for key in out.deleted:
+            del st.issues[key]
+        processed.extend(issue_state_record(snapshot) for snapshot in out.snapshots)
+        self.metrics.commands_applied.labels(command["command"]).inc()
+
+    def process_record(
+        self, record: dict, pos: int, partition: int, st: State, alerts: list, processed: list
+    ) -> None:
+        """One event: its outcome's record is appended to ``processed`` as (fp, record)."""
+        started = time.perf_counter()
+        metrics = self.metrics
+        meta = record["_meta"]
+        fp, state, alias = canonical(
+            meta["fingerprint"], meta.get("secondary_fingerprints"), st.issues, st.aliases
+        )
+        if alias is not None:
+            st.aliases[meta["fingerprint"]] = alias
+        dkey = dedup_key(record, partition)
+        mkey = minute_key(record, fp, partition)
+        skey = service_key(record["service"], partition)
+        eviction = self.eviction
+        q_dedup, q_minutes = eviction.for_partition(partition)
+        wm = eviction.watermark[partition] = max(
+            eviction.watermark[partition],
+            min(minute_of(meta["ts"]), minute_of(time.time()) + 5),
+        )
+        out = process_event(
+            record,
+            fp,
+            pos,
+            seen=q_dedup.get(dkey),
+            issue_state=state,
+            service_state=st.services.get(skey),
+            minute_value=st.minutes.get(mkey),
+            rules=self.rules,
+            now=time.time(),
+            watermark_minute=wm,
+        )
+        alerts.extend(out.alerts)
+        if out.issue is not None:
+            if state is None:
+                metrics.issues_tracked.inc()
+            st.issues[fp] = out.issue
+        if out.service is not None:
+            st.services[skey] = out.service
+        if out.minute is not None:
+            if out.minute[0] == 1:
+                q_minutes.push(int(mkey.split("|")[3]) // 60, mkey)
+            st.minutes[mkey] = out.minute
+        if out.dedup is not None:
+            q_dedup.add(dkey, out.dedup)  # written with the envelope's other entries
+        if out.late:
+            metrics.events_late.inc()
+        if out.duplicate:
+            metrics.events_deduplicated.inc()
+        elif not out.admission.body_stored:
+            if out.admission.shed_reason == "sampled":
+                metrics.events_sampled.labels(record.get("level", "error")).inc()
+            else:
+                metrics.events_shed.labels(out.admission.shed_reason).inc()
+        for key in q_dedup.expired(wm):
+            if key in st.dedup:
+                del st.dedup[key]
+        for key in q_minutes.expired(wm):
+            if key in st.minutes:
+                del st.minutes[key]
+        processed.append((fp, out.record))
+        metrics.events_processed.inc()
+        metrics.end_to_end_lag.observe(max(0.0, time.time() - meta["ts"]))
+        metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)
