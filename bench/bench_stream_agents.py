@@ -137,6 +137,19 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     return values
 
 
+def hop_bytes(env: dict, n: int) -> dict[str, float]:
+    """Bytes per event on each topic between the processes (message values, as stored)."""
+    bootstrap = env["ERRORSTREAM_KAFKA_BOOTSTRAP"]
+    out = {}
+    for hop, key in (
+        ("ingest", "ERRORSTREAM_TOPIC_EVENTS"),
+        ("by_fingerprint", "ERRORSTREAM_TOPIC_BY_FINGERPRINT"),
+        ("processed", "ERRORSTREAM_TOPIC_PROCESSED"),
+    ):
+        out[hop] = sum(map(len, asyncio.run(read_topic(bootstrap, env[key])))) / n
+    return out
+
+
 def bare_insert(env: dict, workdir: Path) -> tuple[float, int]:
     """Rows/s of bare chDB inserts of the rows the sink stored (processed topic read back,
     rows built in advance, batches of sink_max_batch_size), into a fresh store."""
@@ -288,6 +301,7 @@ def main() -> None:
         finally:
             worker.stop()
         bare_rows, rows_built = bare_insert(env, tmp)
+        hops = hop_bytes(env, N + ALERT_SAMPLES)  # the latency phase's background included
     finally:
         if broker is not None:
             broker.stop()
@@ -307,6 +321,8 @@ def main() -> None:
     )
     for role, seconds in cpu.items():
         print(f"CPU per event, {role:8s}    {seconds * 1e6:,.1f} µs")
+    for hop, size in hops.items():
+        print(f"bytes per event, {hop:15s} {size:,.0f} B")
     print(f"changelog messages / event: {per_event:.2f}")
     print(
         f"alert latency (new_issue, {BACKGROUND_RATE}/s background): p50 {p50 * 1000:.0f} ms, "
@@ -317,6 +333,7 @@ def main() -> None:
         ("throughput_stored", stored_rate, "events/s", bare),
         ("throughput_stored_vs_bare_insert", stored_rate, "events/s", bare_rows),
         *((f"cpu_per_event_{role}", seconds * 1e6, "us", None) for role, seconds in cpu.items()),
+        *((f"bytes_per_event_{hop}", size, "B", None) for hop, size in hops.items()),
         ("load_average_throughput", load_throughput, "load", None),
         ("load_average_latency", load_latency, "load", None),
         ("changelog_messages_per_event", per_event, "messages", None),
