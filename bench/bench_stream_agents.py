@@ -137,10 +137,12 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     return values
 
 
-def hop_bytes(env: dict, n: int) -> dict[str, float]:
-    """Bytes per event on each topic between the processes (message values, as stored)."""
+def hop_bytes(env: dict) -> dict[str, float]:
+    """Bytes per event on each topic between the processes (message values, as stored),
+    over every event of the run (one ingest message each)."""
     bootstrap = env["ERRORSTREAM_KAFKA_BOOTSTRAP"]
     out = {}
+    n = len(asyncio.run(read_topic(bootstrap, env["ERRORSTREAM_TOPIC_EVENTS"])))
     for hop, key in (
         ("ingest", "ERRORSTREAM_TOPIC_EVENTS"),
         ("by_fingerprint", "ERRORSTREAM_TOPIC_BY_FINGERPRINT"),
@@ -301,7 +303,7 @@ def main() -> None:
         finally:
             worker.stop()
         bare_rows, rows_built = bare_insert(env, tmp)
-        hops = hop_bytes(env, N + ALERT_SAMPLES)  # the latency phase's background included
+        hops = hop_bytes(env)
     finally:
         if broker is not None:
             broker.stop()
