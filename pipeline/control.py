@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 
 ACTIONS = ("resolve", "ignore", "unresolve", "merge")
-COMMAND_MARKER = "_command"  # a by-fingerprint record carrying a command, not an event
 
 
 class CommandError(ValueError):

@@ -22,7 +22,6 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
@@ -33,6 +32,7 @@ from pipeline.settings import Settings
 from pipeline.stages.decode import DecodedEvent, dead_letter, decode_event
 from pipeline.stages.envelope import group_by_partition, packed
 from pipeline.stages.fingerprint import enrich
+from pipeline.stages.records import by_fingerprint_line
 
 log = logging.getLogger("errorstream.decode")
 
@@ -62,7 +62,7 @@ def decode_batch(
         # during a grouping transition, key by the old fingerprint: old and new events of
         # one issue meet in one partition (docs/stream-agents.md, "Grouping transitions")
         key = (meta["secondary_fingerprints"] or [meta["fingerprint"]])[0]
-        keyed.append((key.encode(), orjson.dumps(record)))
+        keyed.append((key.encode(), by_fingerprint_line(record, meta)))
     if metrics is not None:  # once per batch: a counter update takes a lock
         metrics.events_received.inc(len(records))
         metrics.events_accepted.inc(len(keyed))

@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 
-from pipeline.control import COMMAND_MARKER, CommandError, validate_command
+from pipeline.control import CommandError, validate_command
 from pipeline.faust_internals import PartitionGuard
 from pipeline.stages.decode import Invalid, dead_letter
+from pipeline.stages.records import command_line
 
 
 class ControlAgent:
@@ -38,7 +39,7 @@ class ControlAgent:
             source = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
             invalid = Invalid("command", str(exc))
             return [await self.topics["dlq"].send(value=dead_letter(msg.value, invalid, source))]
-        value = orjson.dumps({COMMAND_MARKER: command})
+        value = command_line(command)
         key = command["fingerprint"].encode()
         by_fp = self.topics["by_fingerprint"]
         return [await by_fp.send(key=key, value=value, partition=p) for p in range(self.partitions)]

@@ -19,13 +19,18 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from pipeline.control import COMMAND_MARKER
 from pipeline.faust_internals import AckWhenDelivered, Overlay, PartitionGuard, write_state
 from pipeline.metrics import Metrics
 from pipeline.stages.aggregate import dedup_key, minute_key, process_event, service_key
 from pipeline.stages.commands import canonical, command_outcome
 from pipeline.stages.dedup import DedupWindow, EvictionQueue
 from pipeline.stages.envelope import packed, position, unpack
+from pipeline.stages.records import (
+    COMMAND_MARKER,
+    issue_state_line,
+    processed_line,
+    read_by_fingerprint_line,
+)
 from pipeline.stages.rules import StreamRules
 from pipeline.stages.windows import minute_of
 
@@ -41,12 +46,9 @@ class State(NamedTuple):
     aliases: Overlay
 
 
-def issue_state_record(issue: dict) -> bytes:
-    return orjson.dumps({"_kind": "issue_state", "issue": issue})
-
-
 def serialize_processed(items: list) -> list[bytes]:
-    """Processed records as JSON lines. Only the last record of each issue in an envelope
+    """Processed lines of an envelope: serialized records, or (fingerprint, record, the
+    event's REST bytes or None) of events. Only the last record of each issue in an envelope
     keeps the issue snapshot (``_meta.issue``, the state after the envelope); the others carry
     null: the sink stores the latest snapshot per issue anyway, and the snapshot is a third of
     a record's bytes."""
@@ -54,10 +56,10 @@ def serialize_processed(items: list) -> list[bytes]:
     out = []
     for i, item in enumerate(items):
         if isinstance(item, tuple):
-            fp, record = item
+            fp, record, rest = item
             if last[fp] != i:
                 record["_meta"]["issue"] = None
-            item = orjson.dumps(record)
+            item = processed_line(record, rest)
         out.append(item)
     return out
 
@@ -131,12 +133,12 @@ class IssuesAgent:
         alerts: list[dict] = []
         processed: list = []  # serialized records, or (fingerprint, record) of events
         for index, line in enumerate(unpack(msg.value)):
-            record = orjson.loads(line)
+            record, rest = read_by_fingerprint_line(line)
             pos = position(msg.offset, index)
             if COMMAND_MARKER in record:
                 self.handle_command(record[COMMAND_MARKER], pos, st, processed)
             else:
-                self.process_record(record, pos, msg.partition, st, alerts, processed)
+                self.process_record(record, rest, pos, msg.partition, st, alerts, processed)
         # the envelope's first-seen event ids: one dedup table key for all of them
         batch_key = f"{msg.partition}|b|{msg.offset}"
         batch = self.eviction.for_partition(msg.partition)[0].take_batch(batch_key)
@@ -174,13 +176,21 @@ class IssuesAgent:
             st.aliases[key] = target
         for key in out.deleted:
             del st.issues[key]
-        processed.extend(issue_state_record(snapshot) for snapshot in out.snapshots)
+        processed.extend(issue_state_line(snapshot) for snapshot in out.snapshots)
         self.metrics.commands_applied.labels(command["command"]).inc()
 
     def process_record(
-        self, record: dict, pos: int, partition: int, st: State, alerts: list, processed: list
+        self,
+        record: dict,
+        rest: bytes | None,
+        pos: int,
+        partition: int,
+        st: State,
+        alerts: list,
+        processed: list,
     ) -> None:
-        """One event: its outcome's record is appended to ``processed`` as (fp, record)."""
+        """One event (its facts, and the REST of its body unparsed): the outcome's record is
+        appended to ``processed`` as (fp, record, REST when the body is stored)."""
         started = time.perf_counter()
         metrics = self.metrics
         meta = record["_meta"]
@@ -238,7 +248,7 @@ class IssuesAgent:
         for key in q_minutes.expired(wm):
             if key in st.minutes:
                 del st.minutes[key]
-        processed.append((fp, out.record))
+        processed.append((fp, out.record, rest if out.admission.body_stored else None))
         metrics.events_processed.inc()
         metrics.end_to_end_lag.observe(max(0.0, time.time() - meta["ts"]))
         metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)

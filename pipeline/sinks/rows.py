@@ -2,14 +2,16 @@
 
 One processed record gives up to three rows (``rows_for_record``):
 
-- ``events``: the stored body, only when ``_meta.body_stored`` is true (the default for
-  records from agents that predate the contract);
+- ``events``: the stored body, only when ``_meta.body_stored`` is true;
 - ``event_minutes_input``: the record's contribution to its per-minute aggregate key
   (service, fingerprint, minute, level, release, environment) with ``minute_count``, the
   stream stage's exact cumulative count (0 = unknown: counted by event_id instead);
 - ``issues``: the ``_meta.issue`` snapshot when it is set (the issues agent sets it on the
-  last record of each issue in an envelope, null on the others); a record without the key
-  (from before the contract) gives a version-0 stub that only names the issue.
+  last record of each issue in an envelope, null on the others).
+
+Records follow ``schemas/processed.v1.json``: a record without one of the ``_meta`` fields
+the rows need (``body_stored``, ``minute``, ``user_hash``, ``issue``) is refused with the
+reason (dead-letter topic), not given a default.
 
 An ``{"_kind": "issue_state", "issue": {...}}`` record gives only the issues row. Time values
 are epoch seconds; the backends turn them into ClickHouse times.
@@ -17,7 +19,6 @@ are epoch seconds; the backends turn them into ClickHouse times.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
@@ -124,19 +125,6 @@ def _message_text(event: dict[str, Any]) -> str:
     return str(values[-1].get("value") or "") if values else ""
 
 
-def legacy_user_hash(record: dict[str, Any]) -> int | None:
-    """For records without ``_meta.user_hash`` (agents before the contract): a 63-bit hash
-    of the user's id, else email, else ip, else username."""
-    user = record.get("user")
-    if not isinstance(user, dict):
-        return None
-    for name in ("id", "email", "ip_address", "username"):
-        if user.get(name):
-            digest = hashlib.blake2b(f"{name}:{user[name]}".encode(), digest_size=8).digest()
-            return int.from_bytes(digest, "big") & MAX_UINT63
-    return None
-
-
 def _user_hash(meta: dict[str, Any]) -> int:
     value = meta.get("user_hash")
     if value is None:
@@ -190,17 +178,12 @@ def to_minute_row(record: dict[str, Any]) -> Row:
     """The record's contribution to its per-minute aggregate key."""
     meta = record["_meta"]
     get = record.get
-    minute = meta.get("minute")
-    minute = int(minute) if minute is not None else int(float(meta["ts"]) // 60 * 60)
-    count = int(meta.get("minute_count") or 0)
+    minute = int(meta["minute"])
+    count = int(meta["minute_count"] or 0)
     if count < 0:
         raise ValueError(f"minute_count is negative: {count}")
-    if "user_hash" in meta:
-        uhash = _user_hash(meta)
-        has_user = meta["user_hash"] is not None
-    else:
-        legacy = legacy_user_hash(record)
-        uhash, has_user = legacy or 0, legacy is not None
+    uhash = _user_hash(meta)
+    has_user = meta["user_hash"] is not None
     return (
         minute,
         str(record["service"]),
@@ -238,22 +221,6 @@ def to_issue_row(issue: dict[str, Any]) -> Row:
     )
 
 
-def stub_issue(record: dict[str, Any]) -> dict[str, Any]:
-    """Version 0: names the issue for a record without a snapshot; any snapshot wins."""
-    meta = record["_meta"]
-    return {
-        "fingerprint": meta["fingerprint"],
-        "service": record["service"],
-        "title": meta.get("title", ""),
-        "culprit": meta.get("culprit", ""),
-        "category": meta.get("category", "unknown"),
-        "status": "unknown",
-        "first_seen": meta["ts"],
-        "last_seen": meta["ts"],
-        "version": 0,
-    }
-
-
 def rows_for_record(record: dict[str, Any], payload: str | None = None) -> list[tuple[str, Row]]:
     """(table, row) pairs for one processed-topic record. Raises ``RowError``."""
     try:
@@ -261,12 +228,10 @@ def rows_for_record(record: dict[str, Any], payload: str | None = None) -> list[
             return [(ISSUES, to_issue_row(record["issue"]))]
         meta = record["_meta"]
         out: list[tuple[str, Row]] = []
-        if meta.get("body_stored", True):
+        if meta["body_stored"]:
             out.append((EVENTS, to_event_row(record, payload)))
         out.append((MINUTES, to_minute_row(record)))
-        if "issue" not in meta:  # a record from before the contract: name the issue
-            out.append((ISSUES, to_issue_row(stub_issue(record))))
-        elif meta["issue"]:  # null: a later record of the same envelope carries the snapshot
+        if meta["issue"]:  # null: a later record of the same envelope carries the snapshot
             out.append((ISSUES, to_issue_row(meta["issue"])))
         return out
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

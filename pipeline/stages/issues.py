@@ -19,13 +19,13 @@ from typing import Any
 
 from pipeline.stages import hll
 from pipeline.stages.alerts import make_alert
+from pipeline.stages.records import SAMPLE, sample_of
 from pipeline.stages.releases import is_at_least
 from pipeline.stages.rules import CRITICAL_LEVELS, StreamRules
 from pipeline.stages.spikes import SpikeCheck, check_spike, events_in_last, users_window_start
 from pipeline.stages.windows import is_late, minute_of, new_ring, ring_add
 
 NEW, ONGOING, RESOLVED, IGNORED, REGRESSED = "new", "ongoing", "resolved", "ignored", "regressed"
-SAMPLE_TEXT = 300
 
 
 def user_key(record: dict[str, Any]) -> str | None:
@@ -45,21 +45,17 @@ def user_hash(record: dict[str, Any]) -> int | None:
 
 
 def trim_sample(record: dict[str, Any]) -> dict[str, Any]:
-    values = (record.get("exception") or {}).get("values") or []
-    last = values[-1] if values else {}
-    msg = record.get("message")
-    if isinstance(msg, dict):
-        msg = msg.get("formatted") or msg.get("message")
+    """The latest-event sample: from the facts the decoder trimmed (``records.SAMPLE``), or
+    from a whole record."""
+    sample = record.get(SAMPLE) or sample_of(record)
     return {
         "event_id": record["event_id"],
         "ts": record["_meta"]["ts"],
         "level": record.get("level", "error"),
         "release": record.get("release"),
         "environment": record.get("environment"),
-        "exception": f"{last.get('type', '')}: {last.get('value', '')}"[:SAMPLE_TEXT]
-        if last
-        else None,
-        "message": str(msg)[:SAMPLE_TEXT] if msg else None,
+        "exception": sample["exception"],
+        "message": sample["message"],
     }
 
 

@@ -13,6 +13,7 @@ from pipeline.grouping.settings import grouping_config, parse_patterns
 from pipeline.grouping.watcher import RulesWatcher
 from pipeline.metrics import Metrics
 from pipeline.settings import ConfigError, Settings, load_settings
+from pipeline.stages.records import read_by_fingerprint_line
 
 RULES = """
 [[rules]]
@@ -41,7 +42,7 @@ def fingerprints(decoder: Decoder, raws: list[bytes]) -> list[str]:
     )
     assert not dead
     return [
-        orjson.loads(line)["_meta"]["fingerprint"]
+        read_by_fingerprint_line(line)[0]["_meta"]["fingerprint"]
         for _, lines in envelopes.values()
         for line in lines
     ]

@@ -30,6 +30,15 @@ def record(**meta) -> dict:
         "title": "KeyError: 'x'",
         "culprit": "app in f",
         "category": "bug",
+        "secondary_fingerprints": [],
+        "grouping_variant": "exception",
+        "body_stored": True,
+        "shed_reason": None,
+        "sample_rate": 1.0,
+        "minute": 1_700_000_100,
+        "minute_count": 0,
+        "user_hash": 12345,
+        "issue": None,
     }
     return {
         "event_id": "e1",
@@ -44,9 +53,9 @@ def record(**meta) -> dict:
     }
 
 
-def test_legacy_record_is_stored_and_counted_by_event_id():
+def test_a_record_without_a_minute_count_is_stored_and_counted_by_event_id():
     rows = dict(rows_for_record(record()))
-    assert set(rows) == {EVENTS, MINUTES, ISSUES}
+    assert set(rows) == {EVENTS, MINUTES}
     event = dict(zip(EVENT_COLUMNS, rows[EVENTS], strict=True))
     assert event["timestamp"] == 1_700_000_123.457
     assert event["exception_type"] == "KeyError"
@@ -54,8 +63,15 @@ def test_legacy_record_is_stored_and_counted_by_event_id():
     minute = dict(zip(MINUTE_COLUMNS, rows[MINUTES], strict=True))
     assert minute["minute"] == 1_700_000_100
     assert minute["minute_count"] == 0  # unknown: counted by event_id
-    assert minute["has_user"] == 1 and 0 < minute["user_hash"] < 2**63
-    assert rows[ISSUES][-1] == 0  # a version-0 stub: any snapshot wins
+    assert minute["has_user"] == 1 and minute["user_hash"] == 12345
+
+
+@pytest.mark.parametrize("field", ["body_stored", "minute", "minute_count", "user_hash", "issue"])
+def test_a_record_missing_a_contract_field_is_refused_not_defaulted(field):
+    bad = record()
+    del bad["_meta"][field]
+    with pytest.raises(RowError, match=field):
+        rows_for_record(bad)
 
 
 def test_shed_record_gives_no_event_row_but_counts():
@@ -147,10 +163,10 @@ def test_only_the_last_record_of_an_issue_in_an_envelope_keeps_its_snapshot():
 
     snap = {"fingerprint": "a", "version": 1}
     items = [
-        ("a", {"_meta": {"issue": dict(snap, version=1)}}),
-        ("b", {"_meta": {"issue": {"fingerprint": "b", "version": 7}}}),
+        ("a", {"_meta": {"issue": dict(snap, version=1)}}, None),
+        ("b", {"_meta": {"issue": {"fingerprint": "b", "version": 7}}}, b'{"x":1}'),
         b'{"_kind":"issue_state","issue":{"fingerprint":"c"}}',
-        ("a", {"_meta": {"issue": dict(snap, version=2)}}),
+        ("a", {"_meta": {"issue": dict(snap, version=2)}}, None),
     ]
     lines = [orjson.loads(x) for x in serialize_processed(items)]
     assert [line.get("_meta", {}).get("issue") for line in lines] == [
@@ -160,6 +176,7 @@ def test_only_the_last_record_of_an_issue_in_an_envelope_keeps_its_snapshot():
         {"fingerprint": "a", "version": 2},
     ]
     assert lines[2]["_kind"] == "issue_state"
+    assert lines[1]["x"] == 1  # the REST of a stored body, spliced in unparsed
 
 
 def test_build_rows_stores_each_record_as_received():
