@@ -46,6 +46,9 @@ class Throttle:
     open_until: float = float("-inf")
     held: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.window = float(self.window)
+
     def offer(self, alert: dict[str, Any], token: Any, now: float) -> Message | None:
         """An alert for this route: the message to send now, or None when it is held."""
         if self.window <= 0 or (now >= self.open_until and not self.held):
