@@ -106,3 +106,19 @@ def test_ledger_to_commit_only_what_moved_and_forget():
     assert ledger.committable() == {"p1": 1}
     ledger.finished(t)  # a late delivery of a revoked partition changes nothing
     assert ledger.pending() == 0
+
+
+def test_the_verification_snippet_in_the_docs_accepts_our_signatures():
+    import time
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "notify.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(snippet, namespace)
+    doc_verify = namespace["verify"]
+    now = int(time.time())
+    headers = signed_headers("key", now, BODY)
+    assert doc_verify(b"key", headers, BODY)
+    assert not doc_verify(b"key", headers, BODY + b"x")
+    assert not doc_verify(b"key", signed_headers("key", now - 301, BODY), BODY)
