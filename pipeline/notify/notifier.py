@@ -146,6 +146,7 @@ async def send_email(route: Route, message: Message, timeout: float) -> None:
             password=route.password or None,
             start_tls=route.starttls,
             use_tls=route.smtp_ssl,
+            cert_bundle=route.smtp_ca_file or None,
             timeout=timeout,
         )
     except aiosmtplib.SMTPResponseException as exc:  # 5xx: refused for good; 4xx: try again

@@ -82,6 +82,7 @@ class Route:
     smtp_port: int = 0
     starttls: bool = False
     smtp_ssl: bool = False
+    smtp_ca_file: str = ""  # CA bundle for a server with a private CA; empty = system CAs
     username: str = ""
     password: str = ""
     mail_from: str = ""
@@ -103,6 +104,7 @@ class Route:
                 smtp_port=self.smtp_port,
                 starttls=self.starttls,
                 smtp_ssl=self.smtp_ssl,
+                smtp_ca_file=self.smtp_ca_file,
                 username=self.username,
                 password=MASK if self.password else "",
                 mail_from=self.mail_from,
@@ -132,6 +134,7 @@ _KEYS = {
         "smtp_port",
         "starttls",
         "smtp_ssl",
+        "smtp_ca_file",
         "username",
         "password",
         "password_env",
@@ -305,6 +308,11 @@ def _route(item: dict[str, Any], env: Mapping[str, str], default_window: float, 
     mail_from = text("from", required=True)
     if "@" not in mail_from:
         fail(f"expected an e-mail address, got {mail_from!r}", "from")
+    ca_file = text("smtp_ca_file")
+    if ca_file and not Path(ca_file).is_file():
+        fail(f"{ca_file} not found", "smtp_ca_file")
+    if ca_file and not (starttls or smtp_ssl):
+        fail("a CA file needs starttls or smtp_ssl", "smtp_ca_file")
     username, password = text("username"), text("password")
     if password and not username:
         fail("a password needs a username", "password")
@@ -314,6 +322,7 @@ def _route(item: dict[str, Any], env: Mapping[str, str], default_window: float, 
         smtp_port=port or (465 if smtp_ssl else 587 if starttls else 25),
         starttls=starttls,
         smtp_ssl=smtp_ssl,
+        smtp_ca_file=ca_file,
         username=username,
         password=password,
         mail_from=mail_from,

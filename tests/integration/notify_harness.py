@@ -5,10 +5,12 @@ records every request (webhook and Slack endpoints, optionally failing first), a
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -84,21 +86,25 @@ class _SmtpHandler:
                 "to": list(envelope.rcpt_tos),
                 "message": message_from_bytes(envelope.content, policy=policy.default),
                 "login": getattr(session, "es_login", None),
+                "tls": bool(session.ssl),
             }
         )
         return "250 OK"
 
 
 class SmtpSink:
-    """aiosmtpd on 127.0.0.1 in its own thread; AUTH PLAIN/LOGIN accepted for one user."""
+    """aiosmtpd on 127.0.0.1 in its own thread; AUTH PLAIN/LOGIN accepted for one user;
+    with ``tls_context``, STARTTLS is required."""
 
-    def __init__(self, username: str = "", password: str = "") -> None:
+    def __init__(self, username: str = "", password: str = "", tls_context: Any = None) -> None:
         self.handler = _SmtpHandler()
         (self.port,) = free_ports(1)
         self.username, self.password = username, password
         kwargs: dict[str, Any] = {}
-        if username:
+        if username:  # without TLS, AUTH in the clear (a loopback test sink only)
             kwargs = {"authenticator": self._authenticate, "auth_require_tls": False}
+        if tls_context is not None:  # STARTTLS offered and required, before AUTH too
+            kwargs.update(tls_context=tls_context, require_starttls=True, auth_require_tls=True)
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
@@ -211,3 +217,32 @@ async def eventually(predicate, timeout: float = 20.0, interval: float = 0.05):
         await asyncio.sleep(interval)
         value = predicate()
     return value
+
+
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by the openssl command."""
+    cert, key = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import ssl
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +34,7 @@ from tests.integration.notify_harness import (
     eventually,
     produce,
     read_topic,
+    self_signed_cert,
 )
 
 pytestmark = pytest.mark.integration
@@ -320,3 +323,43 @@ async def test_a_refusing_receiver_is_dead_lettered_without_retries(kafka_bootst
             assert len(http.requests) == 1
     finally:
         await http.stop()
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command for a cert")
+async def test_email_over_starttls_with_auth_and_a_digest(kafka_bootstrap, tmp_path):
+    cert, key = self_signed_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    settings = notify_settings(kafka_bootstrap)
+    with SmtpSink(username="es", password="pw", tls_context=context) as smtp:
+        route = Route(
+            "mail",
+            "email",
+            digest_window=2.0,
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            starttls=True,
+            smtp_ca_file=str(cert),
+            username="es",
+            password="pw",
+            mail_from="errorstream@example.com",
+            mail_to=("oncall@example.com", "lead@example.com"),
+        )
+        async with running(settings, (route,)) as notifier:
+            alerts = [alert(n, title="TimeoutError: upstream") for n in range(1, 5)]
+            await produce(kafka_bootstrap, settings.topic_alerts, alerts)
+            assert await eventually(lambda: len(smtp.mails) == 2, timeout=15)
+            first, digest = smtp.mails
+            assert first["tls"] and digest["tls"] and first["login"] == "es"
+            assert digest["to"] == ["oncall@example.com", "lead@example.com"]
+            assert digest["message"]["Subject"].strip() == (
+                "[errorstream] 3 alerts in the last 2 seconds: "
+                "3× [new_issue] checkout/production: TimeoutError: upstream"
+            )
+            body = digest["message"].get_content().replace("\r\n", "\n")  # as on the wire
+            assert body.startswith("3 alerts in the last 2 seconds\n")
+            for a in alerts[1:]:
+                assert f"alert_id: {a['alert_id']}" in body
+            assert alerts[0]["alert_id"] not in body
+            labels = {"route": "mail", "channel": "email", "outcome": "delivered"}
+            assert sample(notifier.metrics, "errorstream_notify_deliveries_total", **labels) == 2

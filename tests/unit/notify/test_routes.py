@@ -191,3 +191,20 @@ def test_a_missing_field_does_not_match_its_filter():
 )
 def test_alert_priority(fields, priority):
     assert alert_priority({"kind": "new_issue", **fields}) == priority
+
+
+def test_smtp_ca_file_must_exist_and_needs_tls(tmp_path):
+    mail = (
+        '[[routes]]\nname = "m"\nchannel = "email"\nsmtp_host = "127.0.0.1"\n'
+        'from = "a@b"\nto = ["c@d"]\n'
+    )
+    missing = write(tmp_path, "a.toml", mail + 'starttls = true\nsmtp_ca_file = "/nope.pem"\n')
+    with pytest.raises(RoutesError, match=r"a.toml:8: routes\[0\] \(m\): smtp_ca_file: /nope.pem"):
+        load_routes(missing, {})
+    ca = write(tmp_path, "ca.pem", "not checked here\n")
+    plain = write(tmp_path, "b.toml", mail + f'smtp_ca_file = "{ca}"\n')
+    with pytest.raises(RoutesError, match="a CA file needs starttls or smtp_ssl"):
+        load_routes(plain, {})
+    ok = write(tmp_path, "c.toml", mail + f'smtp_ssl = true\nsmtp_ca_file = "{ca}"\n')
+    (route,) = load_routes(ok, {})
+    assert (route.smtp_port, route.smtp_ca_file) == (465, str(ca))
