@@ -1,14 +1,17 @@
-"""Benchmark: one worker end to end (decode, fingerprint, re-key, the issues agent with all
-tables, dedup and alert rules on, and the ClickHouse sink in the same process).
+"""Benchmark: the whole worker end to end — `errorstream worker`, i.e. its decoder, agent
+and sink processes (decode, fingerprint, re-key, the issues agent with all tables, dedup and
+alert rules on, the ClickHouse sink) — on a local broker on the same machine.
 
 On a local broker (``ERRORSTREAM_BENCH_KAFKA_BOOTSTRAP`` or a fresh one), one real worker:
 
-1. throughput: N raw events pre-produced onto the ingest topic (one per message, as the SDK
-   sends them), then the worker started; events/s counted through its issue state, next to a
-   bare aiokafka consume loop over the same topic in the same run (the ceiling of any Python
-   consumer here);
-2. changelog messages written per event (end offsets of the changelog topics / N);
-3. alert latency: new fingerprints produced to the ingest topic under a steady background
+1. throughput: N raw events (default 100,000) pre-produced onto the ingest topic (one per
+   message, as the SDK sends them), then the worker started; events/s until every event is
+   counted in the issue state, and until every event is stored in ClickHouse, next to two
+   baselines from the same run: a bare aiokafka consume loop over the same topic, and bare
+   chDB inserts of the same rows (the processed topic read back, rows built in advance);
+2. CPU seconds per event of each process (decoder, agent, sink, broker) over that run;
+3. changelog messages written per event (end offsets of the changelog topics / N);
+4. alert latency: new fingerprints produced to the ingest topic under a steady background
    load, time from produce to the new_issue alert read from the alerts topic (p50, p99).
 
 Prints human-readable lines, then one JSON line per figure. Never fails on a timing.
@@ -35,7 +38,7 @@ from pipeline.settings import load_settings  # noqa: E402
 from pipeline.topics import ensure_topics  # noqa: E402
 from tests.integration.harness import WorkerProcess, pipeline_env  # noqa: E402
 
-N = int(os.environ.get("BENCH_EVENTS", "60000"))
+N = int(os.environ.get("BENCH_EVENTS", "100000"))
 BACKGROUND_RATE = int(os.environ.get("BENCH_BACKGROUND_RATE", "2000"))
 ALERT_SAMPLES = 40
 
@@ -105,6 +108,62 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> int:
         await consumer.stop()
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (0 when it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        idle = time.monotonic()
+        while time.monotonic() - idle < 2.0:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for messages in batch.values():
+                values.extend(m.value for m in messages)
+                idle = time.monotonic()
+    finally:
+        await consumer.stop()
+    return values
+
+
+def bare_insert(env: dict, workdir: Path) -> tuple[float, int]:
+    """Rows/s of bare chDB inserts of the rows the sink stored (processed topic read back,
+    rows built in advance, batches of sink_max_batch_size), into a fresh store."""
+    from pipeline.sinks.batching import Message
+    from pipeline.sinks.clickhouse import insert_tables
+    from pipeline.sinks.rows import build_rows
+    from pipeline.storage.backend import ChdbBackend
+    from pipeline.storage.migrate import migrate
+
+    bootstrap = env["ERRORSTREAM_KAFKA_BOOTSTRAP"]
+    values = asyncio.run(read_topic(bootstrap, env["ERRORSTREAM_TOPIC_PROCESSED"]))
+    messages = [Message("processed", 0, i, v) for i, v in enumerate(values)]
+    built, _ = build_rows(messages, env["ERRORSTREAM_TOPIC_ALERTS"])
+    backend = ChdbBackend(str(workdir / "bare-clickhouse"), "bare")
+    try:
+        migrate(backend, 90)
+        tables = built.tables()
+        rows = max(len(r) for _, r in tables)
+        batch = load_settings(env=env).sink_max_batch_size
+        started = time.perf_counter()
+        for lo in range(0, rows, batch):
+            insert_tables(backend, [(t, r[lo : lo + batch]) for t, r in tables])
+        return rows / (time.perf_counter() - started), rows
+    finally:
+        backend.close()
+
+
 def worker_throughput(worker: WorkerProcess, total: int) -> float:
     def counted() -> int:
         return sum(i["count"] for i in worker.get("/api/state/issues")["issues"])
@@ -117,7 +176,7 @@ def worker_throughput(worker: WorkerProcess, total: int) -> float:
             t0, c0 = time.perf_counter(), c
         if c >= total:
             return (c - c0) / (time.perf_counter() - t0)
-        time.sleep(0.05)
+        time.sleep(0.2)  # each poll costs the agent and the sink: keep it rare
     # not done by the deadline: the rate over what was counted (never a silent zero)
     return (c - c0) / (time.perf_counter() - t0) if t0 is not None else 0.0
 
@@ -195,7 +254,20 @@ def main() -> None:
         bare = asyncio.run(bare_consume(bootstrap, env["ERRORSTREAM_TOPIC_EVENTS"], N))
         worker = WorkerProcess(env, tmp / "worker.log").start()
         try:
+            started = time.perf_counter()
+            pids = {r: worker.child_pid(r) for r in ("decoder", "agent", "sink")}
+            pids["broker"] = broker.running_pid() if broker is not None else None
+            cpu0 = {r: cpu_seconds(p) for r, p in pids.items()}
             rate = worker_throughput(worker, N)
+            worker.wait_for(
+                lambda: worker.get("/api/counts")["events"] >= N,
+                timeout=float(os.environ.get("BENCH_MAX_SECONDS", "120")),
+                interval=0.2,
+            )
+            stored = worker.get("/api/counts")["events"]
+            stored_rate = stored / (time.perf_counter() - started)
+            cpu = {r: (cpu_seconds(p) - cpu0[r]) / N for r, p in pids.items()}
+            load_throughput = os.getloadavg()[0]
             changelogs = [
                 f"{env['ERRORSTREAM_APP_ID']}-{t}-changelog"
                 for t in ("issues", "services", "minutes", "dedup", "aliases")
@@ -212,8 +284,10 @@ def main() -> None:
             # probes start on an idle worker: the sink has stored the throughput run's events
             worker.wait_for(lambda: worker.get("/api/counts")["events"] >= N * 0.99, timeout=120)
             latencies = sorted(asyncio.run(alert_latency(env)))
+            load_latency = os.getloadavg()[0]
         finally:
             worker.stop()
+        bare_rows, rows_built = bare_insert(env, tmp)
     finally:
         if broker is not None:
             broker.stop()
@@ -226,13 +300,25 @@ def main() -> None:
     print(f"events:                     {N} raw events, 200 fingerprints, 5 services")
     print(f"bare aiokafka consume loop: {bare:,.0f} events/s")
     print(f"worker (decode → issues):   {rate:,.0f} events/s ({rate / bare:.1%} of bare)")
+    print(
+        f"worker (until stored):      {stored_rate:,.0f} events/s, {stored} of {N} stored "
+        f"(bare chDB inserts of the same {rows_built} rows: {bare_rows:,.0f} rows/s); "
+        f"load {load_throughput:.2f}"
+    )
+    for role, seconds in cpu.items():
+        print(f"CPU per event, {role:8s}    {seconds * 1e6:,.1f} µs")
     print(f"changelog messages / event: {per_event:.2f}")
     print(
         f"alert latency (new_issue, {BACKGROUND_RATE}/s background): p50 {p50 * 1000:.0f} ms, "
-        f"p99 {p99 * 1000:.0f} ms over {len(latencies)} probes"
+        f"p99 {p99 * 1000:.0f} ms over {len(latencies)} probes; load {load_latency:.2f}"
     )
     figures = [
         ("throughput", rate, "events/s", bare),
+        ("throughput_stored", stored_rate, "events/s", bare),
+        ("throughput_stored_vs_bare_insert", stored_rate, "events/s", bare_rows),
+        *((f"cpu_per_event_{role}", seconds * 1e6, "us", None) for role, seconds in cpu.items()),
+        ("load_average_throughput", load_throughput, "load", None),
+        ("load_average_latency", load_latency, "load", None),
         ("changelog_messages_per_event", per_event, "messages", None),
         ("alert_latency_p50", p50, "s", None),
         ("alert_latency_p99", p99, "s", 1.0),

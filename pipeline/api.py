@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from pipeline import queries
-from pipeline.health import add_ops_routes
+from pipeline.health import Readiness, add_ops_routes
 from pipeline.metrics import Metrics
 from pipeline.storage import Backend, StorageError
-
-Readiness = Callable[[], dict[str, bool]]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -53,7 +52,7 @@ def build_api(
     metrics: Metrics,
     readiness: Readiness,
     api_token: str = "",
-    issues_view: Callable[[], list[dict[str, Any]]] | None = None,
+    issues_view: Callable[[], list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]] | None = None,
 ) -> web.Application:
     @web.middleware
     async def auth(request: web.Request, handler):
@@ -182,7 +181,10 @@ def build_api(
     async def issues(request):
         if issues_view is None:
             return _error(404, "issue state is served by the worker")
-        return _json({"issues": issues_view()})
+        snapshots = issues_view()
+        if inspect.isawaitable(snapshots):  # the agent's, asked over HTTP
+            snapshots = await snapshots
+        return _json({"issues": snapshots})
 
     app = web.Application(middlewares=[auth], client_max_size=1024 * 1024)
     add_ops_routes(app.router, metrics.registry, readiness)  # /healthz /readyz /metrics

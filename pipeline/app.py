@@ -335,7 +335,10 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         if earliest is not None and offset < earliest:
             log.error(
                 "%s[%d]: offsets %d..%d were deleted by retention before they were processed",
-                tp.topic, tp.partition, offset, earliest - 1,
+                tp.topic,
+                tp.partition,
+                offset,
+                earliest - 1,
             )
             metrics.envelopes_expired.inc(earliest - offset)
             guard.start(tp, earliest)
@@ -518,6 +521,8 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
             st.minutes[mkey] = out.minute
         if out.dedup is not None:
             q_dedup.add(dkey, out.dedup)  # written with the envelope's other entries
+        if out.late:
+            metrics.events_late.inc()
         if out.duplicate:
             metrics.events_deduplicated.inc()
         elif not out.admission.body_stored:

@@ -1,6 +1,6 @@
 """``errorstream``: one console script, one subcommand per job.
 
-errorstream worker                    run the pipeline (agents, sink, HTTP API)
+errorstream worker [--role R]         run the pipeline (decoder, agent, sink processes; HTTP API)
 errorstream demo                      Kafka + worker + demo producer, end to end
 errorstream kafka up|down|status      a local single-node broker
 errorstream migrate                   apply ClickHouse migrations
@@ -28,9 +28,19 @@ def _settings(args: argparse.Namespace, **overrides: Any):
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from pipeline.worker import run_worker
+    settings = _settings(args)
+    if args.role == "all":
+        from pipeline.supervisor import run_supervisor
 
-    return run_worker(_settings(args))
+        return run_supervisor(settings, getattr(args, "config", None))
+    from pipeline.logs import configure_logging
+    from pipeline.roles import ROLE_MAIN
+    from pipeline.runner import die_with_parent
+
+    if args.supervised_by:
+        die_with_parent(args.supervised_by)
+    configure_logging(settings)
+    return ROLE_MAIN[args.role](settings)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -103,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("worker", help="run the pipeline worker")
+    p.add_argument(
+        "--role",
+        choices=("all", "decoder", "agent", "sink"),
+        default="all",
+        help="one role only (scale each by its own partitions); all: one process of each, "
+        'supervised (docs/stream-agents.md, "Processes")',
+    )
+    p.add_argument("--supervised-by", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="apply ClickHouse schema migrations")

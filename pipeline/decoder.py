@@ -79,8 +79,8 @@ class Decoder:
         wait_until_ready: Any = None,
     ) -> None:
         self.settings = settings
-        # awaited before the first poll: the stateful stage's tables are recovered and its
-        # partitions sought to their committed offsets (docs/stream-agents.md, "Known issue")
+        # awaited before the first poll: the agent's tables are recovered and its partitions
+        # sought to their committed offsets (fewer seeks back by the agent's offset guard)
         self.wait_until_ready = wait_until_ready
         self.metrics = metrics
         self.grouping = grouping
@@ -196,6 +196,9 @@ class Decoder:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def checks(self) -> dict[str, bool]:
+        return {"decoder": self.running}
 
 
 def next_offsets(polled: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:

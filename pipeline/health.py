@@ -11,7 +11,8 @@ a process without an API of its own (the future ingest gateway, the notifier) se
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -19,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.metrics import CONTENT_TYPE_LATEST, exposition
 
-Readiness = Callable[[], dict[str, bool]]
+Readiness = Callable[[], dict[str, bool] | Awaitable[dict[str, bool]]]
 
 
 def add_ops_routes(
@@ -32,6 +33,8 @@ def add_ops_routes(
 
     async def readyz(request: web.Request) -> web.Response:
         checks = readiness()
+        if inspect.isawaitable(checks):  # e.g. the sink's, which asks the other processes
+            checks = await checks
         ok = all(checks.values())
         body = {"ready": ok, "checks": checks}
         if not ok:

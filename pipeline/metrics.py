@@ -118,6 +118,7 @@ class Metrics:
             "errorstream_issues_tracked_issues",
             "Issues in this worker's state (its partitions)",
             registry=r,
+            multiprocess_mode="livesum",
         )
         # sink
         self.sink_rows_inserted = Counter(
@@ -157,16 +158,19 @@ class Metrics:
             "Messages behind the end of each partition",
             ["topic", "partition"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.sink_paused = Gauge(
             "errorstream_sink_paused",
             "1 while the sink has paused fetching (every insert slot busy, next batch full)",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.sink_inflight = Gauge(
             "errorstream_sink_inflight_inserts",
             "Batches being inserted into ClickHouse now",
             registry=r,
+            multiprocess_mode="livesum",
         )
         # operations: measured every lag_interval by the worker's LagMonitor (pipeline/worker.py)
         self.consumer_lag = Gauge(
@@ -175,19 +179,33 @@ class Metrics:
             "from the broker (group = app_id for the agents, app_id-sink for the sink)",
             ["group", "topic", "partition"],
             registry=r,
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
         )
         self.table_keys = Gauge(
             "errorstream_state_table_keys",
             "Keys in each faust table on this worker (its active partitions)",
             ["table"],
             registry=r,
-            multiprocess_mode="sum",
+            multiprocess_mode="livesum",
         )
         self.lag_measure_failures = Counter(
             "errorstream_kafka_lag_measure_failures_total",
             "Consumer-lag measurements that failed (broker unreachable, group rebalancing)",
             registry=r,
+        )
+        # processes: `errorstream worker` supervises one decoder, agent and sink process
+        self.child_restarts = Counter(
+            "errorstream_worker_child_restarts_total",
+            "Child processes of `errorstream worker` restarted after they exited unasked, by role",
+            ["role"],
+            registry=r,
+        )
+        self.child_up = Gauge(
+            "errorstream_worker_child_up",
+            "1 while the child process of a role runs under `errorstream worker`",
+            ["role"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
         # gateway: the future HTTP ingest process; declared now so alerts and dashboards
         # can name it (deploy/prometheus/alerts.yml)

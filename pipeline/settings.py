@@ -231,6 +231,35 @@ class Settings:
         default=5.0,
         metadata=_meta("seconds between consumer-lag and table-size measurements", minimum=0.1),
     )
+    # --- processes (docs/stream-agents.md, "Processes") --------------------------------
+    ops_host: str = field(
+        default="127.0.0.1",
+        metadata=_meta("bind address of a single-role process's ops_port"),
+    )
+    ops_port: int = field(
+        default=0,
+        metadata=_meta(
+            "port of a single-role process's /healthz /readyz /metrics (decoder, agent); "
+            "0 = none. `errorstream worker` picks free loopback ports itself; the sink role "
+            "serves them on web_port beside the query API",
+            minimum=0,
+            maximum=65535,
+        ),
+    )
+    peer_urls: str = field(
+        default="",
+        metadata=_meta(
+            "role=url,... of the other processes of this worker (set by `errorstream worker`): "
+            "the sink's /readyz includes their readiness, /api/state/issues is the agent's"
+        ),
+    )
+    restart_backoff_max: float = field(
+        default=10.0,
+        metadata=_meta(
+            "longest wait before `errorstream worker` restarts a crashed child process",
+            minimum=0.1,
+        ),
+    )
     # --- logs --------------------------------------------------------------------------
     log_level: str = field(
         default="INFO",
@@ -434,6 +463,20 @@ def load_settings(
     return settings
 
 
+ROLES = ("decoder", "agent", "sink")
+
+
+def peer_urls(raw: str) -> dict[str, str]:
+    """``role=url,...`` → {role: url}; a bad entry raises ValueError naming it."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        role, sep, url = item.partition("=")
+        if not sep or role not in ROLES or not url.startswith(("http://", "https://")):
+            raise ValueError(f"expected role=http://host:port with role in {ROLES}, got {item!r}")
+        out[role] = url.rstrip("/")
+    return out
+
+
 def _validate(s: Settings) -> None:
     for server in s.kafka_bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
@@ -451,6 +494,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"clickhouse_cluster: only letters, digits and _ allowed, got {s.clickhouse_cluster!r}"
         )
+    try:
+        peer_urls(s.peer_urls)
+    except ValueError as exc:
+        raise ConfigError(f"peer_urls: {exc}") from None
     if not s.table_store.startswith(("memory://", "rocksdb://", "rocksdict://")):
         raise ConfigError(
             f"table_store: expected memory://, rocksdb:// or rocksdict://, got {s.table_store!r}"

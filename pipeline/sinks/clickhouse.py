@@ -343,6 +343,9 @@ class ClickHouseSink:
     def stop(self) -> None:
         self._stopping.set()
 
+    def checks(self) -> dict[str, bool]:
+        return {"sink_writable": self.healthy}
+
 
 def send_dead_letter_with(producer: Any, topic: str) -> SendDeadLetter:
     """A dead-letter callback over an aiokafka producer, acknowledged before it returns."""

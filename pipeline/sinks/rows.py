@@ -147,10 +147,6 @@ def _user_hash(meta: dict[str, Any]) -> int:
     return value
 
 
-def _seconds(value: Any) -> float:
-    return round(float(value), 3)
-
-
 def to_event_row(record: dict[str, Any], payload: bytes | str | None = None) -> Row:
     """One ``events`` row (in ``EVENT_COLUMNS`` order). ``payload`` is the record's JSON
     text when the caller has it (the sink stores the message as received, as the UTF-8

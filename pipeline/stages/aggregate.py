@@ -15,7 +15,7 @@ from pipeline.stages.dedup import is_upstream_duplicate, should_apply
 from pipeline.stages.issues import apply_event, user_hash
 from pipeline.stages.rules import StreamRules
 from pipeline.stages.services import apply_service_event, correlate_spike
-from pipeline.stages.windows import minute_of, ring_count
+from pipeline.stages.windows import is_late, minute_of, ring_count
 
 
 def minute_key(record: dict[str, Any], fingerprint: str, partition: int = 0) -> str:
@@ -54,6 +54,7 @@ class Outcome:
     minute: list[int] | None = None
     dedup: list[int] | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    late: bool = False  # older than its issue's watermark minus the grace: not in the windows
 
 
 def process_event(
@@ -78,8 +79,10 @@ def process_event(
     alerts: list[dict[str, Any]] = []
     issue, service, mvalue = issue_state, service_state, minute_value
 
+    late = False
     if not duplicate:
         if should_apply(issue, offset):
+            late = issue is not None and is_late(ts, issue["wm"], rules.grace)
             issue, fp_alerts, spike = apply_event(
                 issue, record, fingerprint, uhash, rules, offset, now
             )
@@ -124,7 +127,9 @@ def process_event(
     meta["user_hash"] = uhash
     meta["issue"] = issue["issue"] if issue else None
     body = record if decision.body_stored else adm.lean_record(record)
-    return Outcome(body, duplicate, decision, out_issue, out_service, out_minute, out_dedup, alerts)
+    return Outcome(
+        body, duplicate, decision, out_issue, out_service, out_minute, out_dedup, alerts, late
+    )
 
 
 def resolve_alias(aliases: Any, fingerprint: str, hops: int = 8) -> str | None:

@@ -24,7 +24,6 @@ REASON_JSON = "json"
 REASON_TOO_LARGE = "too_large"
 REASON_SCHEMA = "schema"
 REASON_TIMESTAMP = "timestamp"
-REASONS = (REASON_JSON, REASON_TOO_LARGE, REASON_SCHEMA, REASON_TIMESTAMP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ from pipeline.stages.spikes import SpikeCheck, check_spike, events_in_last, user
 from pipeline.stages.windows import is_late, minute_of, new_ring, ring_add
 
 NEW, ONGOING, RESOLVED, IGNORED, REGRESSED = "new", "ongoing", "resolved", "ignored", "regressed"
-STATUSES = (NEW, ONGOING, RESOLVED, IGNORED, REGRESSED)
 SAMPLE_TEXT = 300
 
 

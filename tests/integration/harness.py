@@ -111,6 +111,22 @@ class WorkerProcess:
         os.killpg(self.proc.pid, signal.SIGKILL)
         return self.proc.wait(10)
 
+    def child_pid(self, role: str) -> int | None:
+        """The pid of this worker's child process of ``role`` (``errorstream worker`` runs
+        one process per role), read from /proc."""
+        assert self.proc is not None
+        want = ["--role", role, "--supervised-by", str(self.proc.pid)]
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                args = (entry / "cmdline").read_bytes().decode().split("\0")
+            except OSError:
+                continue
+            if any(args[i : i + 4] == want for i in range(len(args))):
+                return int(entry.name)
+        return None
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-6000:]

@@ -103,3 +103,13 @@ def test_merge_adds_counts_and_users():
     m = merge_states(a, b, 10)
     assert m["issue"]["count"] == 7 and m["issue"]["users"] == 7
     assert m["issue"]["last_seen"] == T0 + 103 and sum(m["ring"]["r"]) == 7
+
+
+def test_an_event_older_than_the_watermark_minus_grace_is_counted_and_marked_late():
+    from tests.unit.stages.helpers import process_all
+
+    rules = StreamRules(grace=60.0)
+    recs = [record(0, T0 + 600), record(1, T0 + 590), record(2, T0 + 400), record(3, T0 + 700)]
+    outs, issues, _ = process_all(recs, rules)
+    assert [o.late for o in outs] == [False, False, True, False]
+    assert issues["fp-a"]["issue"]["count"] == 4  # late events still count in the totals
