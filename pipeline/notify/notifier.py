@@ -240,11 +240,12 @@ class Notifier:
 
     async def _step(self) -> None:
         assert self.consumer is not None
-        if self.ledger.pending() >= self.settings.notify_max_pending:
+        room = self.settings.notify_max_pending - self.ledger.pending()
+        if room <= 0:
             await asyncio.sleep(0.1)  # backpressure: deliveries are behind; poll no more
             polled: dict = {}
         else:
-            polled = await self.consumer.getmany(timeout_ms=100, max_records=500)
+            polled = await self.consumer.getmany(timeout_ms=100, max_records=min(500, room))
         now = self.clock()
         for tp, messages in polled.items():
             for m in messages:

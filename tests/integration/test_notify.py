@@ -363,3 +363,29 @@ async def test_email_over_starttls_with_auth_and_a_digest(kafka_bootstrap, tmp_p
             assert alerts[0]["alert_id"] not in body
             labels = {"route": "mail", "channel": "email", "outcome": "delivered"}
             assert sample(notifier.metrics, "errorstream_notify_deliveries_total", **labels) == 2
+
+
+async def test_polling_pauses_while_max_pending_alerts_are_unfinished(kafka_bootstrap):
+    settings = notify_settings(kafka_bootstrap, notify_max_pending=2)
+    http = await HttpReceiver().start()
+    route = Route("hook", "webhook", digest_window=3.0, url=http.url("/hook"))
+    try:
+        async with running(settings, (route,)) as notifier:
+            alerts = [alert(n) for n in range(1, 5)]
+            await produce(kafka_bootstrap, settings.topic_alerts, alerts)
+            assert await eventually(lambda: len(http.requests) == 1)  # a1 at once
+            await asyncio.sleep(1.0)
+            # a2 and a3 held fill the two places: a4 is not read until the digest goes out
+            m = notifier.metrics
+            assert notifier.ledger.pending() == 2
+            assert sample(m, "errorstream_notify_alerts_received_total") == 3
+            assert sample(m, "errorstream_notify_pending_alerts") == 2
+            assert await eventually(lambda: len(http.requests) == 3, timeout=15)
+            ids = [[a["alert_id"] for a in r.json()["alerts"]] for r in http.requests]
+            assert ids == [[a["alert_id"]] for a in alerts[:1]] + [
+                [alerts[1]["alert_id"], alerts[2]["alert_id"]],
+                [alerts[3]["alert_id"]],
+            ]
+            assert sample(m, "errorstream_notify_alerts_received_total") == 4
+    finally:
+        await http.stop()
