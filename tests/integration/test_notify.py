@@ -389,3 +389,41 @@ async def test_polling_pauses_while_max_pending_alerts_are_unfinished(kafka_boot
             assert sample(m, "errorstream_notify_alerts_received_total") == 4
     finally:
         await http.stop()
+
+
+def delivered_count(http: HttpReceiver) -> int:
+    return sum(len(r.json()["alerts"]) for r in http.requests)
+
+
+async def test_a_rebalance_sends_held_digests_before_partitions_move(kafka_bootstrap):
+    settings = notify_settings(kafka_bootstrap)
+    http = await HttpReceiver().start()
+    route = Route("hook", "webhook", digest_window=30.0, url=http.url("/hook"))
+    a1, a2, a3, a4 = (alert(n) for n in range(1, 5))
+    try:
+        async with running(settings, (route,)) as first:
+            await produce(kafka_bootstrap, settings.topic_alerts, [a1, a2], partition=0)
+            assert await eventually(lambda: len(http.requests) == 1)
+            await asyncio.sleep(1.0)
+            assert first.ledger.pending() == 1  # a2 held for 30 s
+            async with running(settings, (route,)) as second:  # same group: a rebalance
+                # the first process gave up its partitions only after sending a2
+                assert len(http.requests) == 2
+                assert http.requests[1].at - http.requests[0].at < 25  # not at the window's end
+                assert await committed(kafka_bootstrap, first.group_id, settings.topic_alerts) == {
+                    0: 2
+                }
+                assert await eventually(
+                    lambda: first.consumer.assignment() and second.consumer.assignment()
+                )
+                await produce(kafka_bootstrap, settings.topic_alerts, [a3], partition=0)
+                await produce(kafka_bootstrap, settings.topic_alerts, [a4], partition=1)
+                # a3 or a4 may wait for the end of a1's window (30 s) on the first process
+                assert await eventually(lambda: delivered_count(http) == 4, timeout=40)
+                await asyncio.sleep(1.0)
+        ids = sorted(a["alert_id"] for r in http.requests for a in r.json()["alerts"])
+        assert ids == sorted(a["alert_id"] for a in (a1, a2, a3, a4))  # each exactly once
+        group = settings.app_id + "-notify"
+        assert await committed(kafka_bootstrap, group, settings.topic_alerts) == {0: 3, 1: 1}
+    finally:
+        await http.stop()
