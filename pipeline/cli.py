@@ -7,6 +7,7 @@ errorstream migrate                   apply ClickHouse migrations
 errorstream query timeline ...        per-bucket counts (via the worker's API, or a server)
 errorstream query top|issue|breakdown|alerts|mttr|export ...   the other analytics
 errorstream api                       the query API standalone, against clickhouse_url
+errorstream notify                    alerts → webhooks, Slack, e-mail (digests, retries, DLQ)
 errorstream fingerprint               group JSON-lines events from stdin
 errorstream config show|check FILE    the effective settings / validate a file
 """
@@ -92,6 +93,12 @@ def cmd_api(args: argparse.Namespace) -> int:
     return run_standalone(_settings(args))
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    from pipeline.notify.notifier import run_notify
+
+    return run_notify(_settings(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -131,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api", help="serve the query API against the ClickHouse server")
     p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser(
+        "notify", help="deliver alerts to webhooks, Slack and e-mail (notify_routes_file)"
+    )
+    p.set_defaults(func=cmd_notify)
 
     p = sub.add_parser("demo", help="run Kafka, the worker and a demo producer end to end")
     p.add_argument(

@@ -216,6 +216,60 @@ class Metrics:
             registry=r,
         )
 
+        # notifier (pipeline/notify): alerts topic → webhooks, Slack, e-mail
+        self.notify_alerts_received = Counter(
+            "errorstream_notify_alerts_received_total",
+            "Alerts read from the alerts topic by the notifier",
+            registry=r,
+        )
+        self.notify_alerts_routed = Counter(
+            "errorstream_notify_alerts_routed_total",
+            "Alerts a route's filter accepted, by route",
+            ["route"],
+            registry=r,
+        )
+        self.notify_deliveries = Counter(
+            "errorstream_notify_deliveries_total",
+            "Messages (one alert or a digest) by route, channel and outcome "
+            "(delivered, dead_lettered)",
+            ["route", "channel", "outcome"],
+            registry=r,
+        )
+        self.notify_retries = Counter(
+            "errorstream_notify_retries_total",
+            "Delivery attempts that failed and were retried, by route and channel",
+            ["route", "channel"],
+            registry=r,
+        )
+        self.notify_dead_letters = Counter(
+            "errorstream_notify_dead_letters_total",
+            "Records sent to the notifier's dead-letter topic, by route and reason "
+            "(retries_exhausted, rejected, invalid_alert)",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.notify_delivery_latency = Histogram(
+            "errorstream_notify_delivery_latency_seconds",
+            "Alert read by the notifier to its message delivered, digest hold and retries "
+            "included, by channel",
+            ["channel"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.notify_digest_size = Histogram(
+            "errorstream_notify_digest_size_alerts",
+            "Alerts per delivered or dead-lettered message, by route (1 = a single alert)",
+            ["route"],
+            buckets=(1, 2, 5, 10, 20, 50, 100, 500, 1000),
+            registry=r,
+        )
+        self.notify_pending = Gauge(
+            "errorstream_notify_pending_alerts",
+            "Alerts read but not yet delivered or dead-lettered (held in digests or being "
+            "delivered): their offsets are not committed",
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return exposition(self.registry)
 

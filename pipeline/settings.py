@@ -31,9 +31,11 @@ def _meta(
     minimum: float | None = None,
     maximum: float | None = None,
     choices=None,
+    derived: bool = False,
 ):
     return {
         "help": help,
+        "derived": derived,
         "secret": secret,
         "minimum": minimum,
         "maximum": maximum,
@@ -266,6 +268,63 @@ class Settings:
     log_format: str = field(
         default="auto", metadata=_meta("log format", choices=("auto", "json", "plain"))
     )
+    # --- Notifier ---------------------------------------------------------------------
+    notify_routes_file: str = field(
+        default="",
+        metadata=_meta(
+            "routes of `errorstream notify`: a TOML or YAML file of [[routes]] (docs/notify.md), "
+            "validated at load; empty = no routes"
+        ),
+    )
+    notify_routes: tuple[Any, ...] = field(
+        default=(),
+        metadata=_meta(
+            "the routes read from notify_routes_file (not a key of its own); secrets masked",
+            derived=True,
+        ),
+    )
+    notify_group: str = field(
+        default="", metadata=_meta("notifier consumer group; empty = <app_id>-notify")
+    )
+    topic_notify_dlq: str = field(
+        default="errorstream-notify-dlq",
+        metadata=_meta("deliveries that kept failing, with reason, route, attempts and alerts"),
+    )
+    notify_digest_window: float = field(
+        default=60.0,
+        metadata=_meta(
+            "seconds of a route's digest window when the route sets none (0 = no digests)",
+            minimum=0.0,
+        ),
+    )
+    notify_max_attempts: int = field(
+        default=5,
+        metadata=_meta("delivery attempts before dead-lettering", minimum=1, maximum=100),
+    )
+    notify_backoff_initial: float = field(
+        default=1.0, metadata=_meta("seconds before the first retry (doubling)", minimum=0.001)
+    )
+    notify_backoff_max: float = field(
+        default=30.0, metadata=_meta("seconds between delivery retries at most", minimum=0.001)
+    )
+    notify_timeout: float = field(
+        default=10.0, metadata=_meta("seconds one delivery attempt may take", minimum=0.1)
+    )
+    notify_max_pending: int = field(
+        default=10000,
+        metadata=_meta(
+            "alerts consumed but not yet delivered or dead-lettered before polling pauses",
+            minimum=1,
+        ),
+    )
+    notify_web_port: int = field(
+        default=6067,
+        metadata=_meta(
+            "notifier /healthz /readyz /metrics port on web_host; 0 = none",
+            minimum=0,
+            maximum=65535,
+        ),
+    )
 
     # ----------------------------------------------------------------------------------
     @property
@@ -283,6 +342,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata.get("secret") and value:
                 value = _mask_secret(str(value))
+            if f.name == "notify_routes":
+                value = [route.masked() for route in value]
             out[f.name] = value
         return out
 
@@ -297,7 +358,8 @@ def _mask_secret(value: str) -> str:
     return SECRET_MASK
 
 
-_FIELDS = {f.name: f for f in fields(Settings)}
+# keys of files and ERRORSTREAM_* variables; derived fields are computed at load
+_FIELDS = {f.name: f for f in fields(Settings) if not f.metadata.get("derived")}
 
 
 def _coerce(key: str, source: str, raw: Any, f: dataclasses.Field) -> Any:
@@ -388,6 +450,16 @@ def load_settings(
             values[name] = _coerce(name, f"--{name.replace('_', '-')}", raw, _FIELDS[name])
     settings = Settings(**values)
     _validate(settings)
+    if settings.notify_routes_file:
+        from pipeline.notify.routes import RoutesError, load_routes
+
+        try:
+            routes = load_routes(
+                settings.notify_routes_file, env, default_window=settings.notify_digest_window
+            )
+        except RoutesError as exc:
+            raise ConfigError(f"notify_routes_file: {exc}") from None
+        settings = settings.replace(notify_routes=routes)
     return settings
 
 

@@ -19,13 +19,15 @@ def pipeline_topics(settings: Settings) -> list[str]:
     ]
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the pipeline's topics that do not exist yet; returns the ones created."""
+async def ensure_topics(settings: Settings, topics: list[str] | None = None) -> list[str]:
+    """Create the pipeline's topics (or ``topics``) that do not exist yet; returns the ones
+    created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in pipeline_topics(settings) if t not in existing]
+        wanted = pipeline_topics(settings) if topics is None else topics
+        missing = [t for t in wanted if t not in existing]
         if missing:
             new = [
                 NewTopic(
