@@ -34,6 +34,7 @@ import faust
 from pipeline.agents.control import ControlAgent
 from pipeline.agents.issues import TABLES, IssuesAgent
 from pipeline.faust_internals import PartitionGuard, check_faust, ignore_gaps
+from pipeline.kafka_clients import faust_broker_options
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.stages.rules import StreamRules
@@ -59,7 +60,7 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
     check_faust()
     app = faust.App(
         s.app_id,
-        broker=[f"kafka://{server.strip()}" for server in s.kafka_bootstrap.split(",")],
+        **faust_broker_options(s),
         store=s.table_store,
         datadir=f"{s.data_dir}/faust",
         topic_partitions=s.partitions,

@@ -99,7 +99,9 @@ async def send_command(settings: Any, command: dict[str, Any], timeout: float = 
     from aiokafka import AIOKafkaProducer
 
     payload = encode_command(command)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    from pipeline.kafka_clients import client_config
+
+    producer = AIOKafkaProducer(**client_config(settings, "control"), acks="all")
     await asyncio.wait_for(producer.start(), timeout)
     try:
         key = command["fingerprint"].encode()

@@ -27,6 +27,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.grouping import GroupingConfig
 from pipeline.grouping.watcher import RulesWatcher
+from pipeline.kafka_clients import client_config
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.stages.decode import DecodedEvent, dead_letter, decode_event
@@ -104,7 +105,7 @@ class Decoder:
             if self._stopping.is_set():
                 return
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap,
+            **client_config(s, "decoder"),
             acks="all",
             linger_ms=5,
             max_batch_size=256 * 1024,
@@ -112,7 +113,7 @@ class Decoder:
         )
         self.consumer = AIOKafkaConsumer(
             s.topic_events,
-            bootstrap_servers=s.kafka_bootstrap,
+            **client_config(s, "decoder"),
             group_id=f"{s.app_id}-decode",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -91,9 +91,11 @@ def _ready(settings: Settings, timeout: float, proc: subprocess.Popen) -> bool:
 async def _print_alerts(settings: Settings, stop: asyncio.Event) -> None:
     from aiokafka import AIOKafkaConsumer
 
+    from pipeline.kafka_clients import client_config
+
     consumer = AIOKafkaConsumer(
         settings.topic_alerts,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_config(settings, "demo"),
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 
+from pipeline.kafka_clients import client_config
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 
@@ -64,10 +65,10 @@ class LagMonitor(Service):
 
     async def on_start(self) -> None:
         self.admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=10_000
+            **client_config(self.settings, "lag"), request_timeout_ms=10_000
         )
         self.offsets = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False
+            **client_config(self.settings, "lag"), enable_auto_commit=False
         )
         await self.admin.start()
         await self.offsets.start()

@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from pipeline.kafka_clients import client_config
 from pipeline.runner import EXIT_CONFIG, HttpServer, host
 from pipeline.settings import Settings, peer_urls
 
@@ -125,7 +126,7 @@ class SinkRunner:
 
         self.settings = settings
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_config(settings, "sink"),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,

@@ -72,6 +72,29 @@ class Settings:
     replication_factor: int = field(
         default=1, metadata=_meta("replication factor of created topics", minimum=1)
     )
+    kafka_client_id: str = field(
+        default="errorstream",
+        metadata=_meta("client.id prefix of every Kafka client (the role is appended)"),
+    )
+    kafka_security_protocol: str = field(
+        default="PLAINTEXT",
+        metadata=_meta(
+            "how every Kafka client connects",
+            choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        ),
+    )
+    kafka_sasl_mechanism: str = field(
+        default="PLAIN",
+        metadata=_meta(
+            "SASL mechanism (SASL_* protocols)", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+        ),
+    )
+    kafka_sasl_username: str = field(default="", metadata=_meta("SASL user name"))
+    kafka_sasl_password: str = field(default="", metadata=_meta("SASL password", secret=True))
+    kafka_ssl_cafile: str = field(
+        default="",
+        metadata=_meta("CA bundle for SSL / SASL_SSL; empty = the system's trusted CAs"),
+    )
     kafka_ready_timeout: float = field(
         default=20.0, metadata=_meta("seconds to wait for Kafka at start", minimum=0.1)
     )
@@ -387,7 +410,8 @@ def _coerce(key: str, source: str, raw: Any, f: dataclasses.Field) -> Any:
         raise ConfigError(f"{source}: must be <= {meta['maximum']}, got {raw!r}")
     if meta.get("choices"):
         if typ is str:
-            value = value.upper() if key == "log_level" else value.lower()
+            upper = all(c == c.upper() for c in meta["choices"])  # LEVELS, SASL_SSL
+            value = value.upper() if upper else value.lower()
         if value not in meta["choices"]:
             raise ConfigError(f"{source}: must be one of {', '.join(meta['choices'])}, got {raw!r}")
     return value
@@ -494,6 +518,15 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"clickhouse_cluster: only letters, digits and _ allowed, got {s.clickhouse_cluster!r}"
         )
+    if s.kafka_security_protocol.startswith("SASL_") and not (
+        s.kafka_sasl_username and s.kafka_sasl_password
+    ):
+        raise ConfigError(
+            f"kafka_sasl_username, kafka_sasl_password: required with "
+            f"kafka_security_protocol={s.kafka_security_protocol}"
+        )
+    if s.kafka_ssl_cafile and not Path(s.kafka_ssl_cafile).is_file():
+        raise ConfigError(f"kafka_ssl_cafile: no such file {s.kafka_ssl_cafile!r}")
     try:
         peer_urls(s.peer_urls)
     except ValueError as exc:

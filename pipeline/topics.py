@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from pipeline.kafka_clients import client_config
 from pipeline.settings import Settings
 
 
@@ -22,7 +23,7 @@ def pipeline_topics(settings: Settings) -> list[str]:
 async def ensure_topics(settings: Settings, topics: list[str] | None = None) -> list[str]:
     """Create the pipeline's topics (or ``topics``) that do not exist yet; returns the ones
     created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_config(settings, "topics"))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -28,6 +28,7 @@ from aiohttp import web
 from mode import Service
 
 from pipeline.app import Pipeline
+from pipeline.kafka_clients import client_config
 from pipeline.kafka_local import KafkaUnavailable, wait_for_kafka_async
 from pipeline.logs import dead_letter_context
 from pipeline.runner import EXIT_SHUTDOWN_TIMEOUT, arm_watchdog
@@ -125,11 +126,22 @@ def agent_checks(pipeline: Pipeline, worker_ref: list):
 
 async def preflight_kafka(settings: Settings) -> None:
     try:
-        await wait_for_kafka_async(settings.kafka_bootstrap, settings.kafka_ready_timeout)
+        await wait_for_kafka_async(
+            settings.kafka_bootstrap,
+            settings.kafka_ready_timeout,
+            client=client_config(settings, "preflight"),
+        )
     except KafkaUnavailable as exc:
+        if "connection refused" in str(exc) or settings.kafka_security_protocol == "PLAINTEXT":
+            hint = "start one with `errorstream kafka up`"
+        else:  # the port answers: a handshake or credentials problem
+            hint = (
+                f"the port answers: check kafka_security_protocol="
+                f"{settings.kafka_security_protocol}, the SASL credentials "
+                f"(kafka_sasl_username={settings.kafka_sasl_username!r}) and kafka_ssl_cafile"
+            )
         raise PreflightError(
-            f"{exc} (kafka_bootstrap={settings.kafka_bootstrap}; start one with "
-            "`errorstream kafka up`)"
+            f"{exc} (kafka_bootstrap={settings.kafka_bootstrap}; {hint})"
         ) from None
     await ensure_topics(settings)
 

@@ -121,13 +121,17 @@ class KafkaBroker:
         version: str = DEFAULT_VERSION,
         heap: str = DEFAULT_HEAP,
         cache_dir: Path | None = None,
+        sasl_users: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.home = Path(home).expanduser().resolve()
         self.version = version
         self.heap = heap
         self.cache_dir = cache_dir
         self.config = BrokerConfig(
-            data_dir=self.home / "data", port=port, controller_port=controller_port
+            data_dir=self.home / "data",
+            port=port,
+            controller_port=controller_port,
+            sasl_users=sasl_users,
         )
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -297,6 +301,18 @@ class KafkaBroker:
                 output,
             )
 
+    def client_options(self) -> dict[str, str]:
+        """aiokafka options a client needs for this broker (SASL with its first user)."""
+        if not self.config.sasl_users:
+            return {}
+        user, password = self.config.sasl_users[0]
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": user,
+            "sasl_plain_password": password,
+        }
+
     def wait_ready(self, timeout: float = 60) -> float:
         """Block until a metadata round-trip succeeds; return the seconds waited.
 
@@ -311,7 +327,7 @@ class KafkaBroker:
             return f"the JVM exited{'' if code is None else f' with code {code}'}"
 
         try:
-            wait_for_kafka(self.bootstrap, timeout, alive=alive)
+            wait_for_kafka(self.bootstrap, timeout, alive=alive, client=self.client_options())
         except KafkaUnavailable as exc:
             raise BrokerStartError(
                 f"Kafka {self.version} did not become ready: {exc} (log: {self.log_path})",
@@ -365,6 +381,7 @@ def start_on_free_ports(
     cache_dir: Path | None = None,
     ready_timeout: float = 90,
     attempts: int = 3,
+    sasl_users: tuple[tuple[str, str], ...] = (),
 ) -> KafkaBroker:
     """Start a throwaway broker in ``home`` on fresh free ports and wait until it is ready.
 
@@ -373,7 +390,14 @@ def start_on_free_ports(
     """
     for attempt in range(1, attempts + 1):
         port, controller_port = free_ports(2)
-        broker = KafkaBroker(home, port, controller_port, version=version, cache_dir=cache_dir)
+        broker = KafkaBroker(
+            home,
+            port,
+            controller_port,
+            version=version,
+            cache_dir=cache_dir,
+            sasl_users=sasl_users,
+        )
         try:
             broker.start()
             broker.wait_ready(ready_timeout)

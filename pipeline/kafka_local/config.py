@@ -128,6 +128,9 @@ class BrokerConfig:
     controller_port: int = DEFAULT_CONTROLLER_PORT
     host: str = HOST
     node_id: int = 1
+    # (user, password) pairs: the client listener then takes SASL_PLAINTEXT with PLAIN, and
+    # the first pair is the broker's own identity between its listeners
+    sasl_users: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("port", "controller_port"):
@@ -140,6 +143,28 @@ class BrokerConfig:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def _sasl_properties(cfg: BrokerConfig) -> dict[str, str]:
+    if not cfg.sasl_users:
+        return {}
+    for user, password in cfg.sasl_users:
+        if not user.isidentifier() or '"' in password or "\\" in password:
+            raise ValueError(f"sasl_users: unusable user name or password for {user!r}")
+    own_user, own_password = cfg.sasl_users[0]
+    users = " ".join(f'user_{u}="{p}"' for u, p in cfg.sasl_users)
+    return {
+        "listeners": f"SASL_PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{cfg.controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{cfg.host}:{cfg.port}",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{own_user}" password="{own_password}" {users};'
+        ),
+    }
 
 
 def server_properties(cfg: BrokerConfig) -> dict[str, str]:
@@ -173,6 +198,7 @@ def server_properties(cfg: BrokerConfig) -> dict[str, str]:
         "log.cleaner.enable": "true",
         "log.cleaner.dedupe.buffer.size": str(LOG_CLEANER_DEDUPE_BUFFER_BYTES),
         "log.retention.check.interval.ms": str(LOG_RETENTION_CHECK_INTERVAL_MS),
+        **_sasl_properties(cfg),
     }
 
 

@@ -48,16 +48,17 @@ def _quiet_aiokafka() -> Iterator[None]:
         log.setLevel(previous)
 
 
-async def describe_cluster(bootstrap: str, timeout: float) -> dict[str, Any]:
-    """One admin-client metadata round-trip; raises on any failure or after ``timeout``."""
+async def describe_cluster(
+    bootstrap: str, timeout: float, client: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One admin-client metadata round-trip; raises on any failure or after ``timeout``.
+    ``client``: more admin-client options (security, client id)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     request_ms = max(1000, int(timeout * 1000))
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        request_timeout_ms=request_ms,
-        client_id="errorstream-readiness",
-    )
+    options = {"client_id": "errorstream-readiness", **(client or {})}
+    options["bootstrap_servers"] = bootstrap
+    admin = AIOKafkaAdminClient(request_timeout_ms=request_ms, **options)
     try:
         await asyncio.wait_for(admin.start(), timeout)
         info = await asyncio.wait_for(admin.describe_cluster(), timeout)
@@ -73,6 +74,7 @@ async def wait_for_kafka_async(
     timeout: float,
     *,
     alive: Callable[[], str | None] | None = None,
+    client: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Retry a metadata round-trip until it succeeds or ``timeout`` seconds pass.
 
@@ -93,7 +95,9 @@ async def wait_for_kafka_async(
                 last_error = "connection refused"
             else:
                 try:
-                    return await describe_cluster(bootstrap, timeout=min(5.0, max(remaining, 0.5)))
+                    return await describe_cluster(
+                        bootstrap, timeout=min(5.0, max(remaining, 0.5)), client=client
+                    )
                 except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
                     last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
             await asyncio.sleep(min(POLL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
@@ -107,9 +111,10 @@ def wait_for_kafka(
     timeout: float,
     *,
     alive: Callable[[], str | None] | None = None,
+    client: dict[str, Any] | None = None,
 ) -> None:
     """Blocking form of ``wait_for_kafka_async``; safe to call with or without a running loop."""
-    coro_factory = lambda: wait_for_kafka_async(bootstrap, timeout, alive=alive)  # noqa: E731
+    coro_factory = lambda: wait_for_kafka_async(bootstrap, timeout, alive=alive, client=client)  # noqa: E731
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.health import build_ops_app
+from pipeline.kafka_clients import client_config
 from pipeline.metrics import Metrics
 from pipeline.notify.backoff import Backoff, parse_retry_after
 from pipeline.notify.digest import Message, Throttle
@@ -205,9 +206,9 @@ class Notifier:
         s = self.settings
         timeout = aiohttp.ClientTimeout(total=s.notify_timeout)
         self.session = aiohttp.ClientSession(timeout=timeout)
-        self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all")
+        self.producer = AIOKafkaProducer(**client_config(s, "notify"), acks="all")
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
+            **client_config(s, "notify"),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

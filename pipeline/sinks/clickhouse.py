@@ -34,6 +34,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from pipeline.kafka_clients import client_config
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.sinks.batching import Batch, Batcher, Message
@@ -140,7 +141,7 @@ class ClickHouseSink:
     async def run(self) -> None:
         s = self.settings
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
+            **client_config(s, "sink"),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

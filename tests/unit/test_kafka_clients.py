@@ -1,0 +1,53 @@
+"""Kafka client configuration comes from one function, for every client and the faust app."""
+
+import ssl
+
+import faust
+import pytest
+
+from pipeline.kafka_clients import client_config, faust_broker_options
+from pipeline.settings import ConfigError, Settings, load_settings
+
+
+def test_plaintext_names_the_client_by_role():
+    s = Settings(kafka_bootstrap="k1:9092,k2:9092", kafka_client_id="shop")
+    assert client_config(s, "decoder") == {
+        "bootstrap_servers": "k1:9092,k2:9092",
+        "client_id": "shop-decoder",
+        "security_protocol": "PLAINTEXT",
+    }
+    options = faust_broker_options(s)
+    assert options["broker"] == ["kafka://k1:9092", "kafka://k2:9092"]
+    assert "broker_credentials" not in options
+
+
+def test_sasl_ssl_gives_credentials_and_a_tls_context_to_every_client():
+    s = load_settings(
+        env={
+            "ERRORSTREAM_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "ERRORSTREAM_KAFKA_SASL_MECHANISM": "scram-sha-512",
+            "ERRORSTREAM_KAFKA_SASL_USERNAME": "app",
+            "ERRORSTREAM_KAFKA_SASL_PASSWORD": "s3cret",
+        }
+    )
+    config = client_config(s, "sink")
+    assert config["security_protocol"] == "SASL_SSL"
+    assert config["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (config["sasl_plain_username"], config["sasl_plain_password"]) == ("app", "s3cret")
+    assert isinstance(config["ssl_context"], ssl.SSLContext)
+    credentials = faust_broker_options(s)["broker_credentials"]
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert credentials.protocol.value == "SASL_SSL"
+    assert s.masked()["kafka_sasl_password"] != "s3cret"
+
+
+def test_sasl_without_credentials_or_a_missing_ca_file_is_a_config_error():
+    with pytest.raises(ConfigError, match="kafka_sasl_username, kafka_sasl_password"):
+        load_settings(env={"ERRORSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"})
+    with pytest.raises(ConfigError, match="kafka_ssl_cafile"):
+        load_settings(
+            env={
+                "ERRORSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+                "ERRORSTREAM_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem",
+            }
+        )
