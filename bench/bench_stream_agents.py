@@ -43,7 +43,70 @@ BACKGROUND_RATE = int(os.environ.get("BENCH_BACKGROUND_RATE", "2000"))
 ALERT_SAMPLES = 40
 
 
+PAYLOAD = os.environ.get("BENCH_PAYLOAD", "small")  # small (~270 B) | realistic (~2.5 KB)
+
+
+def realistic_body(i: int, kind: str) -> dict:
+    """What an SDK sends with a caught exception: a stack trace, tags, breadcrumbs, request
+    and contexts (~2.5 KB as JSON)."""
+    frames = [
+        {
+            "filename": f"app/{m}.py",
+            "abs_path": f"/srv/app/{m}.py",
+            "module": f"app.{m}",
+            "function": f"handle_{m}",
+            "lineno": 40 + k * 7,
+            "context_line": f"    result = {m}.process(order, retries={k})",
+            "in_app": k > 3,
+        }
+        for k, m in enumerate(
+            ["wsgi", "router", "auth", "views", "orders", "cart", "pricing", "tax", "db", "models"]
+        )
+    ]
+    return {
+        "exception": {
+            "values": [
+                {
+                    "type": kind,
+                    "value": f"boom {i}",
+                    "module": "app",
+                    "mechanism": {"type": "generic", "handled": False},
+                    "stacktrace": {"frames": frames},
+                }
+            ]
+        },
+        "tags": {"host": f"web-{i % 16}", "region": "eu-west-1", "browser": "Firefox 128"},
+        "breadcrumbs": {
+            "values": [
+                {"timestamp": 1.7e9 + b, "category": "http", "message": f"GET /api/items/{b}"}
+                for b in range(8)
+            ]
+        },
+        "request": {
+            "url": f"https://shop.example.com/cart/{i}",
+            "method": "POST",
+            "headers": {"User-Agent": "Mozilla/5.0", "Accept": "application/json"},
+        },
+        "contexts": {
+            "os": {"name": "Linux", "version": "6.1"},
+            "runtime": {"name": "CPython", "version": "3.11.7"},
+        },
+    }
+
+
 def raw_event(i: int, kind: str, ts: float) -> dict:
+    if PAYLOAD == "realistic":
+        return {
+            "event_id": f"{i:032x}",
+            "timestamp": ts,
+            "service": f"svc{i % 5}",
+            "level": "error",
+            "platform": "python",
+            "release": "app@1.0.0",
+            "environment": "bench",
+            "user": {"id": f"u{i % 500}"},
+            **realistic_body(i, kind),
+        }
     return {
         "event_id": f"{i:032x}",
         "timestamp": ts,
@@ -313,7 +376,7 @@ def main() -> None:
         if latencies
         else float("nan")
     )
-    print(f"events:                     {N} raw events, 200 fingerprints, 5 services")
+    print(f"events:                     {N} raw events ({PAYLOAD}), 200 fingerprints, 5 services")
     print(f"bare aiokafka consume loop: {bare:,.0f} events/s")
     print(f"worker (decode → issues):   {rate:,.0f} events/s ({rate / bare:.1%} of bare)")
     print(
@@ -345,7 +408,7 @@ def main() -> None:
     for figure, value, unit, baseline in figures:
         ratio = (value / baseline) if baseline else None
         line = {
-            "bench": "stream_agents",
+            "bench": "stream_agents" if PAYLOAD == "small" else f"stream_agents_{PAYLOAD}",
             "figure": figure,
             "value": round(value, 4),
             "unit": unit,

@@ -54,8 +54,8 @@ def trim_sample(record: dict[str, Any]) -> dict[str, Any]:
         "level": record.get("level", "error"),
         "release": record.get("release"),
         "environment": record.get("environment"),
-        "exception": sample["exception"],
-        "message": sample["message"],
+        "exception": sample[0],
+        "message": sample[1],
     }
 
 

@@ -41,19 +41,17 @@ FACT_FIELDS = (
 SEPARATOR = b"\t"
 
 
-def sample_of(event: dict[str, Any]) -> dict[str, str | None]:
-    """The latest-event sample of an issue: the outermost exception and the message, trimmed."""
+def sample_of(event: dict[str, Any]) -> list[str | None]:
+    """The latest-event sample of an issue: [the outermost exception, the message], trimmed."""
     values = (event.get("exception") or {}).get("values") or []
     last = values[-1] if values else None
     msg = event.get("message")
     if isinstance(msg, dict):
         msg = msg.get("formatted") or msg.get("message")
-    return {
-        "exception": f"{last.get('type', '')}: {last.get('value', '')}"[:SAMPLE_TEXT]
-        if last
-        else None,
-        "message": str(msg)[:SAMPLE_TEXT] if msg else None,
-    }
+    return [
+        f"{last.get('type', '')}: {last.get('value', '')}"[:SAMPLE_TEXT] if last else None,
+        str(msg)[:SAMPLE_TEXT] if msg else None,
+    ]
 
 
 def by_fingerprint_line(event: dict[str, Any], meta: dict[str, Any]) -> bytes:

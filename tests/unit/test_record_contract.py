@@ -102,8 +102,8 @@ def test_the_agent_reads_only_facts_and_the_sink_gets_the_whole_event():
     facts, rest = read_by_fingerprint_line(line)
     assert set(facts) == set(FACT_FIELDS) | {SAMPLE, "_meta"}
     assert b"stacktrace" not in line.split(b"\t")[0]
-    assert facts[SAMPLE]["exception"].startswith("KeyError: 'order'")
-    assert len(facts[SAMPLE]["exception"]) == 300
+    assert facts[SAMPLE][0].startswith("KeyError: 'order'")
+    assert len(facts[SAMPLE][0]) == 300 and facts[SAMPLE][1] is None
     facts["_meta"].update(AGENT_META)
     processed = orjson.loads(processed_line(facts, rest))
     assert {k: v for k, v in processed.items() if k != "_meta"} == original
