@@ -202,7 +202,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
 
 def hop_bytes(env: dict) -> dict[str, float]:
     """Bytes per event on each topic between the processes (message values, as stored),
-    over every event of the run (one ingest message each)."""
+    over every event on the ingest topic so far (one message each)."""
     bootstrap = env["ERRORSTREAM_KAFKA_BOOTSTRAP"]
     out = {}
     n = len(asyncio.run(read_topic(bootstrap, env["ERRORSTREAM_TOPIC_EVENTS"])))
@@ -361,12 +361,12 @@ def main() -> None:
             per_event = written / N
             # probes start on an idle worker: the sink has stored the throughput run's events
             worker.wait_for(lambda: worker.get("/api/counts")["events"] >= N * 0.99, timeout=120)
+            hops = hop_bytes(env)  # the throughput run's events only, before the latency run
             latencies = sorted(asyncio.run(alert_latency(env)))
             load_latency = os.getloadavg()[0]
         finally:
             worker.stop()
         bare_rows, rows_built = bare_insert(env, tmp)
-        hops = hop_bytes(env)
     finally:
         if broker is not None:
             broker.stop()
