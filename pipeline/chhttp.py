@@ -90,6 +90,9 @@ _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
 _CODE = re.compile(r"Code: (\d+)\.")
 _NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+_PREFIX = re.compile(r"^(?:Code: \d+\. DB::Exception: )+")
+_WRAPPED = re.compile(r"\(([A-Z][A-Z0-9_]+)\) \(version [^)]*\)\.? \(\1\)")
+_VERSION = re.compile(r" \(version [^)]*\)\.?$")
 _FORMAT_CLAUSE = re.compile(r"\sFORMAT\s+([A-Za-z0-9_]+)(?:\s+SETTINGS\s.*)?$", re.S)
 _TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"|[A-Za-z_]\w*|\S")
 _FILE_FUNCTION = re.compile(r"^\s*Function file(?:\s|$)", re.M)
@@ -157,20 +160,24 @@ class ClickHouseError(Exception):
         """The engine's own message (``Code: 60. DB::Exception: ... (UNKNOWN_TABLE)``)."""
         code = _CODE.search(text)
         names = _NAME.findall(text)
-        return cls(int(code.group(1)) if code else 1000, names[-1] if names else "", text)
+        # the embedded engine wraps some messages in their own code and version again:
+        # "Code: 164. DB::Exception: Code: 164. DB::Exception: ... (READONLY) (version V). (READONLY)"
+        core = _PREFIX.sub("", text.strip())
+        while (folded := _WRAPPED.sub(r"(\1)", core)) != core:
+            core = folded
+        core = _VERSION.sub("", core)
+        return cls(int(code.group(1)) if code else 1000, names[-1] if names else "", core)
 
     @property
     def status(self) -> int:
         return _STATUS.get(self.name, 500)
 
     def body(self, version: str) -> bytes:
-        if self.message.startswith("Code: "):
-            text = self.message
-        else:
-            text = f"Code: {self.code}. DB::Exception: {self.message}. ({self.name})"
-        if "(version " not in text:
-            text += f" (version {version})"
-        return (text + "\n").encode()
+        """``Code: N. DB::Exception: <message>. (NAME) (version V)``, as a server writes it."""
+        text = self.message
+        if not text.endswith(f"({self.name})"):
+            text = f"{text.rstrip('.')}. ({self.name})"
+        return f"Code: {self.code}. DB::Exception: {text} (version {version})\n".encode()
 
 
 @dataclass

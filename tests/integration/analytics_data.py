@@ -178,7 +178,7 @@ def generate(n: int = 3000, seed: int = 11) -> Data:
     issues = {fp: rec["_meta"]["issue"] for fp, rec in last.items()}
     alerts = []
     for k in range(40):
-        fp = list(SERVICES)[k % len(SERVICES)]
+        fp = sorted(issues)[k % len(issues)]
         created = NOW - _offset(rnd)
         alerts.append(
             {
