@@ -216,7 +216,7 @@ def credentials(headers: Mapping[str, str], query: Mapping[str, str]) -> tuple[s
     auth = headers.get("Authorization", "")
     if auth[:6].lower() == "basic ":
         try:
-            user, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
+            user, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise ClickHouseError.of(
                 AUTHENTICATION_FAILED, "Invalid Basic authorization header"
