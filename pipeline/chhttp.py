@@ -20,6 +20,9 @@ A request goes through, in order:
                   configured limit), readonly = 1: the engine refuses writes, DDL, setting
                   changes inside the query and table functions
 
+A statement that passed the gate is remembered by its text (``StatementCache``): repeated
+queries (dashboards) skip the two parse calls.
+
 Output formats are the engine's (``default_format`` or a FORMAT clause); errors are
 ClickHouse's: ``Code: N. DB::Exception: ... (NAME)`` with X-ClickHouse-Exception-Code and
 the status code a ClickHouse server gives. docs/analytics.md lists what is supported.
@@ -33,8 +36,10 @@ import binascii
 import hmac
 import re
 import socket
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,7 +221,9 @@ def credentials(headers: Mapping[str, str], query: Mapping[str, str]) -> tuple[s
     auth = headers.get("Authorization", "")
     if auth[:6].lower() == "basic ":
         try:
-            user, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
+            user, _, password = (
+                base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
+            )
         except (binascii.Error, UnicodeDecodeError):
             raise ClickHouseError.of(
                 AUTHENTICATION_FAILED, "Invalid Basic authorization header"
@@ -317,8 +324,37 @@ def output_format(canonical: str, default: str) -> str:
     return match.group(1) if match else default
 
 
-def run_query(backend: ChdbBackend, q: HttpQuery) -> tuple[RawResult, str]:
-    """The gate and the query, on the engine (blocking; call it in a thread)."""
+class StatementCache:
+    """Statements that passed the gate, by their text: the canonical text the engine's
+    parser wrote for them. The verdict depends on the text alone (a parameter's value is a
+    typed literal, it cannot add a clause or a function), so a dashboard's repeated query
+    skips the two parse calls. Bounded; oldest first out."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()  # queries run in threads
+
+    def get(self, sql: str) -> str | None:
+        with self._lock:
+            canonical = self._entries.get(sql)
+            if canonical is not None:
+                self._entries.move_to_end(sql)
+            return canonical
+
+    def put(self, sql: str, canonical: str) -> None:
+        with self._lock:
+            self._entries[sql] = canonical
+            self._entries.move_to_end(sql)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def check_statement(backend: ChdbBackend, q: HttpQuery) -> str:
+    """The gate: the statement as the engine's parser rewrote it, or ClickHouseError."""
     try:
         canonical = backend.query_raw(
             "SELECT formatQuerySingleLine({q:String})", "RawBLOB", {"q": escape_param(q.sql)}
@@ -339,6 +375,18 @@ def run_query(backend: ChdbBackend, q: HttpQuery) -> tuple[RawResult, str]:
         )
     if _FILE_FUNCTION.search(ast.data.decode()):
         raise ClickHouseError.of(READONLY, "Cannot execute query in readonly mode: file()")
+    return canonical
+
+
+def run_query(
+    backend: ChdbBackend, q: HttpQuery, cache: StatementCache | None = None
+) -> tuple[RawResult, str]:
+    """The gate and the query, on the engine (blocking; call it in a thread)."""
+    canonical = cache.get(q.sql) if cache is not None else None
+    if canonical is None:
+        canonical = check_statement(backend, q)
+        if cache is not None:
+            cache.put(q.sql, canonical)
     fmt = output_format(canonical, q.fmt)
     try:
         result = backend.query_raw(canonical, q.fmt, q.params, q.settings, database=q.database)
@@ -371,6 +419,7 @@ def build_clickhouse_http(
         r["name"] for r in backend.query("SELECT name FROM system.formats WHERE is_output")
     )
     display_name = socket.gethostname()
+    statements = StatementCache()
 
     def headers(query_id: str) -> dict[str, str]:
         return {
@@ -434,7 +483,7 @@ def build_clickhouse_http(
             return web.Response(text="Ok.\n")
         try:
             q = decode_request(query, body, settings, formats)
-            result, fmt = await asyncio.to_thread(run_query, backend, q)
+            result, fmt = await asyncio.to_thread(run_query, backend, q, statements)
         except ClickHouseError as exc:
             count("refused" if exc.name in ("READONLY", "INTO_OUTFILE_NOT_ALLOWED") else "error")
             return error(exc, query_id)

@@ -177,3 +177,13 @@ def test_the_bind_address_needs_a_password_off_loopback():
     with pytest.raises(ConfigError, match="clickhouse_http_password"):
         settings(clickhouse_http_host="0.0.0.0")
     assert settings(clickhouse_http_password="pw").masked()["clickhouse_http_password"] == "***"
+
+
+def test_statement_cache_is_bounded_and_keeps_the_recent_ones():
+    cache = chhttp.StatementCache(size=2)
+    cache.put("a", "A")
+    cache.put("b", "B")
+    assert cache.get("a") == "A"  # a is now the most recent
+    cache.put("c", "C")
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == ("A", None, "C")
+    assert len(cache) == 2
