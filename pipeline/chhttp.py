@@ -13,8 +13,9 @@ A request goes through, in order:
     one statement the engine's parser rewrites the text (formatQuerySingleLine): several
                   statements are refused, comments are gone, what runs is what was parsed
     kind          EXPLAIN AST names the statement: SELECT (WITH, UNION, INTERSECT), SHOW,
-                  DESCRIBE, EXPLAIN, EXISTS. INTO OUTFILE and the file() function are refused
-                  too: the embedded engine honours both under readonly = 1
+                  DESCRIBE, EXPLAIN, EXISTS. INTO OUTFILE, the file() function and table
+                  functions are refused too: the embedded engine honours INTO OUTFILE and
+                  file() under readonly = 1, and DESCRIBE TABLE url(...) reads the URL
     readonly      the statement runs with SETTINGS <client settings>, max_execution_time,
                   max_result_rows, max_memory_usage (the lower of the client's and the
                   configured limit), readonly = 1: the engine refuses writes, DDL, setting
@@ -373,9 +374,31 @@ def check_statement(backend: ChdbBackend, q: HttpQuery) -> str:
             f"Cannot execute query in readonly mode: {kind} is not a SELECT, SHOW, "
             "DESCRIBE, EXPLAIN or EXISTS statement",
         )
-    if _FILE_FUNCTION.search(ast.data.decode()):
+    tree = ast.data.decode()
+    if _FILE_FUNCTION.search(tree):
         raise ClickHouseError.of(READONLY, "Cannot execute query in readonly mode: file()")
+    function = table_function(tree)
+    if function:
+        raise ClickHouseError.of(
+            READONLY, f"Cannot execute query in readonly mode: table function {function}()"
+        )
     return canonical
+
+
+def table_function(tree: str) -> str:
+    """The first table function in an EXPLAIN AST tree (a Function node that is the child
+    of a TableExpression), or "". SELECTs with one are refused by readonly = 1 already;
+    DESCRIBE TABLE url(...) / file(...) would still infer a schema, reading the URL or file."""
+    lines = tree.splitlines()
+    for parent, child in zip(lines, lines[1:], strict=False):
+        depth = len(parent) - len(parent.lstrip())
+        if (
+            parent.strip().startswith("TableExpression")
+            and child.strip().startswith("Function ")
+            and len(child) - len(child.lstrip()) == depth + 1
+        ):
+            return child.split()[1]
+    return ""
 
 
 def run_query(

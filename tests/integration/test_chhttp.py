@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import csv
 import gzip
+import http.server
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -337,6 +339,13 @@ def test_the_engine_itself_refuses_writes_under_readonly(backend):
         ("SELECT * FROM file('/etc/hostname', 'LineAsString')", 500, "READONLY"),
         ("SELECT * FROM url('http://127.0.0.1:1/x', 'CSV', 'a String')", 500, "READONLY"),
         ("SELECT file('/etc/hostname')", 500, "READONLY"),
+        ("DESCRIBE TABLE file('/etc/hostname', 'CSVWithNames')", 500, "READONLY"),
+        ("DESCRIBE TABLE url('http://127.0.0.1:1/x', 'CSV')", 500, "READONLY"),
+        (
+            "EXPLAIN SELECT * FROM url('http://127.0.0.1:1/x', 'CSV') SETTINGS readonly = 0",
+            500,
+            "READONLY",
+        ),
         ("SELECT count() FROM events SETTINGS readonly = 0", 500, "READONLY"),
         ("SELECT 1 INTO OUTFILE 'chhttp-outfile.txt'", 500, "INTO_OUTFILE_NOT_ALLOWED"),
         ("EXPLAIN SELECT 1 INTO OUTFILE 'chhttp-outfile.txt'", 500, "INTO_OUTFILE_NOT_ALLOWED"),
@@ -463,3 +472,36 @@ def test_errorstream_clickhouse_http_serves_a_chdb_folder(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_no_statement_reaches_a_url(server):
+    """Schema inference would fetch the URL even where the query is refused later."""
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"a,b\n1,2\n")
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    target = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{target.server_address[1]}"
+    try:
+        for sql in (
+            f"DESCRIBE TABLE url('{url}/1', 'CSV')",
+            f"SELECT * FROM url('{url}/2', 'CSV', 'a String')",
+            f"EXPLAIN SELECT * FROM url('{url}/3', 'CSV')",
+            f"EXPLAIN ESTIMATE SELECT * FROM url('{url}/4', 'CSV') SETTINGS readonly = 0",
+            f"SELECT * FROM (SELECT * FROM url('{url}/5', 'CSV', 'a String') SETTINGS readonly = 0)",
+        ):
+            assert_error(curl(server, "--data-binary", sql), 500, "READONLY")
+    finally:
+        target.shutdown()
+    assert hits == []

@@ -187,3 +187,19 @@ def test_statement_cache_is_bounded_and_keeps_the_recent_ones():
     cache.put("c", "C")
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == ("A", None, "C")
     assert len(cache) == 2
+
+
+def test_table_function_found_where_the_tree_has_one():
+    describe = (
+        "DescribeQuery (children 1)\n TableExpression (children 1)\n  Function url (children 1)\n"
+        "   ExpressionList (children 2)\n    Literal 'http://x'\n    Literal 'CSV'\n"
+    )
+    assert chhttp.table_function(describe) == "url"
+    select = (
+        "SelectWithUnionQuery (children 1)\n ExpressionList (children 1)\n"
+        "  SelectQuery (children 2)\n   ExpressionList (children 1)\n"
+        "    Function count (children 1)\n   TablesInSelectQuery (children 1)\n"
+        "    TablesInSelectQueryElement (children 1)\n     TableExpression (children 1)\n"
+        "      TableIdentifier events\n"
+    )
+    assert chhttp.table_function(select) == ""
