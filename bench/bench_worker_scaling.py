@@ -54,10 +54,11 @@ def run(bootstrap: str, n_workers: int, payloads: list[bytes], root: Path) -> di
     )
     workers = []
     for i in range(n_workers):
-        (port,) = free_ports(1)
+        port, ch_port = free_ports(2)
         wenv = {
             **env,
             "ERRORSTREAM_WEB_PORT": str(port),
+            "ERRORSTREAM_CLICKHOUSE_HTTP_PORT": str(ch_port),
             "ERRORSTREAM_DATA_DIR": str(root / f"data-{i}"),
         }
         workers.append(WorkerProcess(wenv, root / f"worker-{i}.log"))

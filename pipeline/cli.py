@@ -7,6 +7,7 @@ errorstream migrate                   apply ClickHouse migrations
 errorstream query timeline ...        per-bucket counts (via the worker's API, or a server)
 errorstream query top|issue|breakdown|alerts|mttr|export ...   the other analytics
 errorstream api                       the query API standalone, against clickhouse_url
+errorstream clickhouse-http           the read-only ClickHouse HTTP interface on the chDB folder
 errorstream notify                    alerts → webhooks, Slack, e-mail (digests, retries, DLQ)
 errorstream fingerprint               group JSON-lines events from stdin
 errorstream config show|check FILE    the effective settings / validate a file
@@ -99,6 +100,13 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return run_notify(_settings(args))
 
 
+def cmd_clickhouse_http(args: argparse.Namespace) -> int:
+    from pipeline.chhttp import run_standalone
+
+    overrides = {"clickhouse_http_host": args.host, "clickhouse_http_port": args.port}
+    return run_standalone(_settings(args, **overrides))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -143,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         "notify", help="deliver alerts to webhooks, Slack and e-mail (notify_routes_file)"
     )
     p.set_defaults(func=cmd_notify)
+
+    p = sub.add_parser(
+        "clickhouse-http",
+        help="serve the read-only ClickHouse HTTP interface on the embedded store",
+    )
+    p.add_argument("--host", help="bind address (default: clickhouse_http_host)")
+    p.add_argument("--port", type=int, help="port (default: clickhouse_http_port)")
+    p.set_defaults(func=cmd_clickhouse_http)
 
     p = sub.add_parser("demo", help="run Kafka, the worker and a demo producer end to end")
     p.add_argument(

@@ -270,6 +270,21 @@ class Metrics:
             registry=r,
         )
 
+        # the read-only ClickHouse HTTP interface on the embedded store (pipeline/chhttp.py)
+        self.chhttp_queries = Counter(
+            "errorstream_chhttp_queries_total",
+            "Queries received by the ClickHouse HTTP interface, by outcome "
+            "(ok, refused: not allowed read-only, auth: bad credentials, error: the engine failed it)",
+            ["outcome"],
+            registry=r,
+        )
+        self.chhttp_query_latency = Histogram(
+            "errorstream_chhttp_query_latency_seconds",
+            "Time from request to response of answered ClickHouse HTTP interface queries",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return exposition(self.registry)
 

@@ -6,7 +6,8 @@
               (the faust app, pipeline/app.py; pipeline/worker.py)
     sink      processed + alerts → ClickHouse (consumer group <app_id>-sink), with its own
               producer for dead letters; owns the chDB folder and serves the query API,
-              /healthz /readyz /metrics (every process's values) on web_port
+              /healthz /readyz /metrics (every process's values) on web_port, and the
+              read-only ClickHouse HTTP interface on clickhouse_http_port
 
 The topics between them already separate the stages, so each role scales by its own
 partitions: run more processes of one role with the same app_id. ``errorstream worker``
@@ -153,6 +154,7 @@ class SinkRunner:
 
 def run_sink(settings: Settings) -> int:
     from pipeline.api import build_api
+    from pipeline.chhttp import ClickHouseHttpService
     from pipeline.metrics import Metrics
     from pipeline.worker import PreflightError, open_storage, preflight_kafka
 
@@ -201,9 +203,28 @@ def run_sink(settings: Settings) -> int:
             issues_view=live_issues if "agent" in peers.urls else None,
         )
         http = HttpServer(api, settings.web_host, settings.web_port)
+        # the read-only ClickHouse HTTP interface: only this process can open the chDB folder
+        chhttp = (
+            ClickHouseHttpService(backend, settings, metrics)
+            if ClickHouseHttpService.enabled(backend, settings)
+            else None
+        )
         try:
+            if chhttp is not None:
+                try:
+                    await chhttp.start()
+                except OSError as exc:
+                    print(
+                        "errorstream worker: cannot serve the ClickHouse HTTP interface on "
+                        f"{settings.clickhouse_http_host}:{settings.clickhouse_http_port}: {exc} "
+                        "(clickhouse_http_port; 0 turns it off)",
+                        file=sys.stderr,
+                    )
+                    return EXIT_CONFIG
             return await host(runner, "ClickHouse sink", settings.shutdown_timeout, http)
         finally:
+            if chhttp is not None:
+                await chhttp.stop()
             await peers.close()
             backend.close()
 

@@ -18,6 +18,7 @@ from typing import Any
 
 ENV_PREFIX = "ERRORSTREAM_"
 SECRET_MASK = "***"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class ConfigError(ValueError):
@@ -348,6 +349,52 @@ class Settings:
             maximum=65535,
         ),
     )
+    # --- ClickHouse HTTP interface -------------------------------------------------
+    clickhouse_http_host: str = field(
+        default="127.0.0.1",
+        metadata=_meta(
+            "bind address of the read-only ClickHouse HTTP interface on the embedded store; "
+            "an address other than loopback needs clickhouse_http_password"
+        ),
+    )
+    clickhouse_http_port: int = field(
+        default=8123,
+        metadata=_meta(
+            "port of the ClickHouse HTTP interface (served by the process that owns the chDB "
+            "folder); 0 = off",
+            minimum=0,
+            maximum=65535,
+        ),
+    )
+    clickhouse_http_user: str = field(
+        default="default", metadata=_meta("user name the ClickHouse HTTP interface accepts")
+    )
+    clickhouse_http_password: str = field(
+        default="",
+        metadata=_meta(
+            "password of clickhouse_http_user; empty = none (allowed on loopback only)",
+            secret=True,
+        ),
+    )
+    clickhouse_http_max_execution_time: float = field(
+        default=10.0,
+        metadata=_meta(
+            "seconds one query of the ClickHouse HTTP interface may run (it holds the engine "
+            "the sink writes through)",
+            minimum=0.1,
+        ),
+    )
+    clickhouse_http_max_result_rows: int = field(
+        default=1_000_000,
+        metadata=_meta("rows one query of the ClickHouse HTTP interface may return", minimum=1),
+    )
+    clickhouse_http_max_memory_usage: int = field(
+        default=2_000_000_000,
+        metadata=_meta(
+            "bytes of memory one query of the ClickHouse HTTP interface may use",
+            minimum=10_000_000,
+        ),
+    )
 
     # ----------------------------------------------------------------------------------
     @property
@@ -531,6 +578,15 @@ def _validate(s: Settings) -> None:
         peer_urls(s.peer_urls)
     except ValueError as exc:
         raise ConfigError(f"peer_urls: {exc}") from None
+    if (
+        s.clickhouse_http_port
+        and not s.clickhouse_http_password
+        and s.clickhouse_http_host not in LOOPBACK_HOSTS
+    ):
+        raise ConfigError(
+            f"clickhouse_http_host: {s.clickhouse_http_host!r} is not loopback; set "
+            "clickhouse_http_password to serve the ClickHouse HTTP interface there"
+        )
     if not s.table_store.startswith(("memory://", "rocksdb://", "rocksdict://")):
         raise ConfigError(
             f"table_store: expected memory://, rocksdb:// or rocksdict://, got {s.table_store!r}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -104,6 +105,34 @@ def _chdb_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {k: _literal(v) if isinstance(v, list | tuple) else v for k, v in params.items()}
 
 
+@dataclass(frozen=True)
+class RawResult:
+    """A query's output in the format asked for, and what the engine read for it."""
+
+    data: bytes
+    rows_read: int = 0
+    bytes_read: int = 0
+    elapsed: float = 0.0
+
+
+def setting_literal(value: Any) -> str:
+    """A setting value as SQL: numbers as they are, anything else as a quoted string."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    return _literal(str(value))
+
+
+def settings_clause(settings: Mapping[str, Any] | None) -> str:
+    """``SETTINGS a = 1, b = 'x'`` for a query's end (empty without settings); applied
+    left to right by the engine, so a later entry overrides an earlier one."""
+    if not settings:
+        return ""
+    pairs = ", ".join(f"{_check_identifier(k)} = {setting_literal(v)}" for k, v in settings.items())
+    return f"\nSETTINGS {pairs}"
+
+
 class ChdbBackend:
     """Embedded ClickHouse (chDB) with its data under ``path``."""
 
@@ -142,6 +171,39 @@ class ChdbBackend:
         result = self._run(sql, "JSONEachRow", params)
         data = result.bytes() if result is not None else b""
         return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def query_raw(
+        self,
+        sql: str,
+        fmt: str = "TabSeparated",
+        params: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        database: str = "",
+    ) -> RawResult:
+        """Run one statement and return its output in ``fmt`` (any ClickHouse output
+        format; a FORMAT clause in ``sql`` wins), with ``settings`` applied to this query
+        only (a SETTINGS clause at its end) and unqualified names resolved in ``database``
+        (``USE`` for this query, switched back before the lock is released)."""
+        text = sql + settings_clause(settings)
+        with self._lock:
+            try:
+                if database:
+                    self._session.query(f"USE {_check_identifier(database)}", "CSV")
+                try:
+                    result = self._session.query(text, fmt, params=_chdb_params(params))
+                finally:
+                    if database:
+                        self._session.query("USE default", "CSV")
+            except Exception as exc:
+                raise StorageError(str(exc).strip()) from exc
+        if result is None:
+            return RawResult(b"")
+        return RawResult(
+            data=result.bytes(),
+            rows_read=int(result.rows_read()),
+            bytes_read=int(result.bytes_read()),
+            elapsed=float(result.elapsed()),
+        )
 
     def column_types(self, table: str) -> dict[str, str]:
         types = self._types.get(table)

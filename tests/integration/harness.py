@@ -25,7 +25,7 @@ from pipeline.kafka_local import free_ports
 def pipeline_env(bootstrap: str, data_dir: Path, **extra: Any) -> dict[str, str]:
     """ERRORSTREAM_* variables for an isolated pipeline: unique app id and topic names."""
     tag = uuid.uuid4().hex[:8]
-    (port,) = free_ports(1)
+    port, clickhouse_http_port = free_ports(2)
     env = {
         "ERRORSTREAM_KAFKA_BOOTSTRAP": bootstrap,
         "ERRORSTREAM_APP_ID": f"es-test-{tag}",
@@ -37,6 +37,7 @@ def pipeline_env(bootstrap: str, data_dir: Path, **extra: Any) -> dict[str, str]
         "ERRORSTREAM_TOPIC_CONTROL": f"t-{tag}-control",
         "ERRORSTREAM_DATA_DIR": str(data_dir),
         "ERRORSTREAM_WEB_PORT": str(port),
+        "ERRORSTREAM_CLICKHOUSE_HTTP_PORT": str(clickhouse_http_port),
         "ERRORSTREAM_PARTITIONS": "2",
         "ERRORSTREAM_LOG_FORMAT": "plain",
         "ERRORSTREAM_SINK_MAX_BATCH_TIME": "0.2",

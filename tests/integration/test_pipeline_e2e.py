@@ -202,6 +202,18 @@ def test_events_flow_end_to_end_with_exact_counts(kafka_bootstrap, tmp_path):
             return counts if counts["events"] >= n_valid else None
 
         assert worker.wait_for(stored) == {"events": n_valid, "issues": len(expected_by_fp)}
+        # ... and the worker's sink process serves it to ClickHouse's own clients, read-only
+        import clickhouse_connect
+
+        client = clickhouse_connect.get_client(
+            host="127.0.0.1", port=int(env["ERRORSTREAM_CLICKHOUSE_HTTP_PORT"])
+        )
+        per_fp = client.query(
+            "SELECT fingerprint, count() FROM errorstream.events FINAL GROUP BY fingerprint"
+        ).result_rows
+        assert dict(per_fp) == dict(expected_by_fp)
+        with pytest.raises(Exception, match="(?i)readonly|not allowed|READONLY"):
+            client.command("DROP TABLE errorstream.events")
 
         # Hop 5: the timeline, through the CLI, matches per-minute counts of the produced events.
         since = int(min(expected_minutes)) - 120

@@ -266,8 +266,13 @@ def test_sigkill_mid_stream_recovers_without_lost_or_double_counts(
 
 def test_two_workers_split_partitions_and_totals_match(kafka_bootstrap, tmp_path):
     env = pipeline_env(kafka_bootstrap, tmp_path / "a", partitions=4)
-    (port,) = __import__("pipeline.kafka_local", fromlist=["free_ports"]).free_ports(1)
-    env_b = {**env, "ERRORSTREAM_WEB_PORT": str(port), "ERRORSTREAM_DATA_DIR": str(tmp_path / "b")}
+    port, ch_port = __import__("pipeline.kafka_local", fromlist=["free_ports"]).free_ports(2)
+    env_b = {
+        **env,
+        "ERRORSTREAM_WEB_PORT": str(port),
+        "ERRORSTREAM_CLICKHOUSE_HTTP_PORT": str(ch_port),
+        "ERRORSTREAM_DATA_DIR": str(tmp_path / "b"),
+    }
     events = mixed_events(3000, services=8, kinds=12)
     expected = collections.Counter(fingerprint(e) for e in events)
     a = WorkerProcess(env, tmp_path / "a.log").start()

@@ -190,3 +190,67 @@ def test_promql_is_balanced_without_promtool():
     for expr in rule_exprs():
         for open_, close in ("()", "[]", "{}"):
             assert expr.count(open_) == expr.count(close), expr
+
+
+# -- ClickHouse data source and the issues dashboard ----------------------------------
+
+CLICKHOUSE_DS = DEPLOY / "grafana" / "provisioning" / "datasources" / "clickhouse.yml"
+ISSUES_DASHBOARD = DEPLOY / "grafana" / "errorstream-issues.json"
+MIGRATIONS = DEPLOY.parent / "pipeline" / "storage" / "migrations"
+
+
+def clickhouse_datasource() -> dict:
+    (ds,) = yaml.safe_load(CLICKHOUSE_DS.read_text())["datasources"]
+    return ds
+
+
+def test_clickhouse_datasource_speaks_http_to_the_errorstream_database():
+    ds = clickhouse_datasource()
+    assert ds["type"] == "grafana-clickhouse-datasource"
+    data = ds["jsonData"]
+    assert data["protocol"] == "http" and data["port"] == 8123
+    assert data["defaultDatabase"] == Settings().clickhouse_database
+    # every variable the file reads is set on the Grafana service of the compose file
+    text = CLICKHOUSE_DS.read_text()
+    wanted = set(re.findall(r"\$([A-Z_]+)", text))
+    grafana = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]["grafana"]
+    assert wanted and wanted <= set(grafana["environment"]), wanted
+    assert grafana["environment"]["GF_INSTALL_PLUGINS"] == "grafana-clickhouse-datasource"
+    mounted = {v.split(":")[0] for v in grafana["volumes"]}
+    assert "./grafana/errorstream-issues.json" in mounted
+
+
+def issues_dashboard() -> dict:
+    return json.loads(ISSUES_DASHBOARD.read_text())
+
+
+def test_issues_dashboard_is_valid_and_reads_only_errorstream_tables():
+    dashboard = issues_dashboard()
+    assert dashboard["uid"] == "errorstream-issues" and dashboard["title"]
+    uid = clickhouse_datasource()["uid"]
+    panels = dashboard["panels"]
+    assert len(panels) >= 10
+    assert len({p["id"] for p in panels}) == len(panels)
+    tables = set(
+        re.findall(
+            r"CREATE TABLE IF NOT EXISTS \{database\}\.(\w+)",
+            "".join(p.read_text() for p in MIGRATIONS.glob("*.sql")),
+        )
+    )
+    assert {"events", "event_minutes", "issues", "alerts"} <= tables
+    cells = set()
+    for p in panels:
+        assert p["datasource"]["uid"] == uid
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24
+        for cell in (
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        ):
+            assert cell not in cells, f"panel {p['id']} overlaps another"
+            cells.add(cell)
+        for t in p["targets"]:
+            assert t["datasource"]["uid"] == uid
+            named = set(re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", t["rawSql"]))
+            assert named and named <= tables, (p["title"], named - tables)
+    kinds = {p["type"] for p in panels}
+    assert {"timeseries", "table", "stat"} <= kinds
