@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -66,7 +67,13 @@ def run(bootstrap: str, n_workers: int, payloads: list[bytes], root: Path) -> di
         for w in workers:
             w.start()
         # every worker ready means the group is stable with partitions on each of them
-        while not all(w.get("/readyz")["ready"] for w in workers):
+        def ready(w: WorkerProcess) -> bool:
+            try:
+                return w.get("/readyz")["ready"]
+            except urllib.error.HTTPError:  # 503 while a rebalance moves partitions
+                return False
+
+        while not all(ready(w) for w in workers):
             time.sleep(0.2)
         started = time.monotonic()
         asyncio.run(produce(bootstrap, env["ERRORSTREAM_TOPIC_EVENTS"], payloads))
