@@ -7,6 +7,7 @@ errorstream migrate                   apply ClickHouse migrations
 errorstream query timeline ...        per-bucket counts (via the worker's API, or a server)
 errorstream query top|issue|breakdown|alerts|mttr|export ...   the other analytics
 errorstream api                       the query API standalone, against clickhouse_url
+errorstream gateway                   the Sentry-compatible HTTP ingest gateway
 errorstream fingerprint               group JSON-lines events from stdin
 errorstream config show|check FILE    the effective settings / validate a file
 """
@@ -82,6 +83,12 @@ def cmd_api(args: argparse.Namespace) -> int:
     return run_standalone(_settings(args))
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from pipeline.gateway import run_gateway
+
+    return run_gateway(_settings(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -113,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api", help="serve the query API against the ClickHouse server")
     p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser(
+        "gateway", help="serve the Sentry-compatible ingest gateway on web_host:web_port"
+    )
+    p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser("demo", help="run Kafka, the worker and a demo producer end to end")
     p.add_argument(
