@@ -284,7 +284,9 @@ class Settings:
     )
     gateway_cors_origins: str = field(
         default="",
-        metadata=_meta("browser origins allowed by CORS, comma separated (`*` = any); empty = none"),
+        metadata=_meta(
+            "browser origins allowed by CORS, comma separated (`*` = any); empty = none"
+        ),
     )
     gateway_publish_timeout: float = field(
         default=10.0,

@@ -8,8 +8,8 @@
                      │
                   reply 200 {"id": ...} only after Kafka acknowledged; 503 + Retry-After if not
 
-SIGTERM: /readyz turns 503, the listener closes, requests in flight finish (at most
-``shutdown_timeout`` seconds), the producer flushes, the process exits 0.
+SIGTERM: /readyz turns 503, the listener closes, requests in flight finish, bodies still
+arriving included (at most ``shutdown_timeout`` seconds), the producer flushes, exit 0.
 """
 
 from __future__ import annotations
@@ -22,10 +22,14 @@ from aiohttp import web
 
 log = logging.getLogger("errorstream.gateway")
 
+# aiohttp would inflate gzip / deflate / br bodies itself, without a cap on the output:
+# compression.py does it instead, incrementally and capped
+SERVER_OPTIONS = {"auto_decompress": False}
+
 
 async def serve(settings, stop: asyncio.Event | None = None) -> None:
     from pipeline.gateway.publisher import Publisher
-    from pipeline.gateway.server import GatewayConfig, build_gateway
+    from pipeline.gateway.server import GatewayConfig, InFlight, build_gateway
     from pipeline.metrics import Metrics
 
     config = GatewayConfig.from_settings(settings)
@@ -39,10 +43,15 @@ async def serve(settings, stop: asyncio.Event | None = None) -> None:
     )
     stop = stop or asyncio.Event()
     draining = False
-    app = build_gateway(config, publisher, Metrics(), draining=lambda: draining)
+    inflight = InFlight()
+    app = build_gateway(config, publisher, Metrics(), draining=lambda: draining, inflight=inflight)
     publisher.start()
     runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=settings.shutdown_timeout, handle_signals=False
+        app,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        handle_signals=False,
+        **SERVER_OPTIONS,
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.web_host, settings.web_port)
@@ -57,10 +66,17 @@ async def serve(settings, stop: asyncio.Event | None = None) -> None:
     try:
         await stop.wait()
     finally:
-        draining = True
-        log.info("gateway: draining (at most %ss)", settings.shutdown_timeout)
-        await runner.cleanup()  # stop listening, let requests in flight finish
-        await publisher.stop()
+        draining = True  # /readyz answers 503 from now on
+        log.info(
+            "gateway: draining %d request(s) (at most %ss)",
+            inflight.count,
+            settings.shutdown_timeout,
+        )
+        await site.stop()  # no new connections
+        if not await inflight.wait_idle(settings.shutdown_timeout):
+            log.warning("gateway: %d request(s) still running at the timeout", inflight.count)
+        await runner.cleanup()  # idle keep-alive connections closed
+        await publisher.stop()  # flushed
         log.info("gateway: stopped")
 
 

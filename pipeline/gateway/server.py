@@ -15,6 +15,7 @@ under ``errorstream_gateway_rejects_total{reason}``; nothing refused reaches Kaf
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -80,6 +81,32 @@ class GatewayConfig:
         )
 
 
+class InFlight:
+    """Requests being handled now, so SIGTERM can wait for them (aiohttp's own shutdown
+    stops reading request bodies that are still arriving)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
 def _reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
@@ -101,10 +128,12 @@ def build_gateway(
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     draining: Callable[[], bool] = lambda: False,
+    inflight: InFlight | None = None,
 ) -> web.Application:
     limiter = KeyRateLimiter(config.rate, config.burst)
     scrubber = Scrubber() if config.scrub else None
     m = metrics
+    inflight = inflight if inflight is not None else InFlight()
 
     def cors_origin(request: web.Request) -> str | None:
         origin = request.headers.get("Origin")
@@ -117,6 +146,7 @@ def build_gateway(
     @web.middleware
     async def outer(request: web.Request, handler):
         endpoint = _endpoint(request)
+        inflight.enter()
         try:
             response = await handler(request)
         except Refused as exc:
@@ -128,6 +158,8 @@ def build_gateway(
             log.exception("gateway: unexpected error on %s", request.path)
             m.gateway_rejects.labels("internal").inc()
             response = _reply({"detail": "internal error"}, 500)
+        finally:
+            inflight.leave()
         origin = cors_origin(request)
         if origin is not None:
             response.headers["Access-Control-Allow-Origin"] = origin
