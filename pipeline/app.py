@@ -335,7 +335,10 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
         if earliest is not None and offset < earliest:
             log.error(
                 "%s[%d]: offsets %d..%d were deleted by retention before they were processed",
-                tp.topic, tp.partition, offset, earliest - 1,
+                tp.topic,
+                tp.partition,
+                offset,
+                earliest - 1,
             )
             metrics.envelopes_expired.inc(earliest - offset)
             guard.start(tp, earliest)

@@ -156,6 +156,8 @@ def service_name(project_id: str, mapping: Mapping[str, str], default: str) -> s
 
 # -- frames and stack traces ----------------------------------------------------------------
 def _int(value: Any) -> int | None:
+    if value.__class__ is int:
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -168,32 +170,35 @@ def _int(value: Any) -> int | None:
 
 
 def _lines(value: Any) -> list[str] | None:
-    if not isinstance(value, list):
+    if value.__class__ is not list:
         return None
-    return [_cut(x, 4096) for x in value[:50] if isinstance(x, str)]
+    return [x if len(x) <= 4096 else x[:4096] for x in value[:50] if x.__class__ is str]
 
 
 def convert_frame(raw: Any) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         return None
     frame: dict[str, Any] = {}
-    for key, limit in _FRAME_STRINGS.items():
-        value = _str(raw.get(key), limit)
-        if value is not None:
-            frame[key] = value
-    for key in ("lineno", "colno"):
-        number = _int(raw.get(key))
-        if number is not None:
-            frame[key] = number
-    in_app = raw.get("in_app")
-    if isinstance(in_app, bool):
-        frame["in_app"] = in_app
-    for key in ("pre_context", "post_context"):
-        lines = _lines(raw.get(key))
-        if lines is not None:
-            frame[key] = lines
-    if isinstance(raw.get("vars"), dict):
-        frame["vars"] = raw["vars"]
+    strings = _FRAME_STRINGS
+    for key, value in raw.items():
+        limit = strings.get(key)
+        if limit is not None:
+            if value.__class__ is str:
+                frame[key] = value if len(value) <= limit else value[:limit]
+            elif (text := _str(value, limit)) is not None:
+                frame[key] = text
+        elif key == "lineno" or key == "colno":
+            if (number := _int(value)) is not None:
+                frame[key] = number
+        elif key == "in_app":
+            if value is True or value is False:
+                frame[key] = value
+        elif key == "pre_context" or key == "post_context":
+            if (lines := _lines(value)) is not None:
+                frame[key] = lines
+        elif key == "vars":
+            if value.__class__ is dict:
+                frame[key] = value
     return frame or None
 
 
@@ -345,7 +350,8 @@ def _template_frame(raw: Any) -> dict[str, Any] | None:
 
 
 def exceptions_of(payload: Mapping[str, Any], message: str) -> list[dict[str, Any]]:
-    excs = [e for e in map(convert_exception, _raw_exceptions(payload)) if e is not None]
+    raw = _raw_exceptions(payload)[-4 * MAX_EXCEPTIONS :]  # (more would be cut below anyway)
+    excs = [e for e in map(convert_exception, raw) if e is not None]
     if len(excs) > MAX_EXCEPTIONS:
         excs = excs[-MAX_EXCEPTIONS:]  # keep the outermost
     fix_exception_tree(excs)

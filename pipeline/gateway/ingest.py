@@ -1,7 +1,9 @@
 """What a request body becomes: the records to publish, and what it held. Pure (no I/O).
 
-    envelope  parse -> count items by type -> `event` items: size, JSON, limits ->
-              pipeline.sentry.to_event_v1 -> scrub -> schema v1 check -> records
+    envelope  parse -> count items by type -> `event` items: size, JSON ->
+              pipeline.sentry.to_event_v1 (every value cut to the schema's bounds) ->
+              depth / field-size limits on the parts passed through as sent (free_form) ->
+              scrub -> schema v1 check -> records
     store     one Sentry event (legacy clients may send it base64 + zlib) -> the same
     v1        schema v1 JSON object or JSON lines -> limits -> schema v1 check -> scrub
 
@@ -15,6 +17,7 @@ import base64
 import binascii
 import collections
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,11 +66,54 @@ def _load(raw: bytes, limits: IngestLimits, what: str) -> Any:
         raise Refused(400, "json", f"{what} is not valid JSON (UTF-8)") from None
     if not isinstance(value, dict):
         raise Refused(400, "json", f"{what} is not a JSON object")
+    return value
+
+
+def free_form(event: dict[str, Any]) -> Iterator[Any]:
+    """The parts of a v1 event passed through as the client sent them (frame vars, request
+    body and headers, contexts, extra, breadcrumb data, user geo / data, message params,
+    sdk packages). Everything else was cut to the schema's bounds by the conversion."""
+    for exc in (event.get("exception") or {}).get("values", ()):
+        for frame in (exc.get("stacktrace") or {}).get("frames", ()):
+            if "vars" in frame:
+                yield frame["vars"]
+    request = event.get("request")
+    if request:
+        for key in ("data", "headers", "env", "cookies", "query_string"):
+            if key in request:
+                yield request[key]
+    for key in ("contexts", "extra"):
+        if key in event:
+            yield event[key]
+    for crumb in (event.get("breadcrumbs") or {}).get("values", ()):
+        if "data" in crumb:
+            yield crumb["data"]
+    user = event.get("user")
+    if user:
+        for key in ("geo", "data"):
+            if key in user:
+                yield user[key]
+    message = event.get("message")
+    if isinstance(message, dict) and "params" in message:
+        yield message["params"]
+    sdk = event.get("sdk")
+    if sdk and "packages" in sdk:
+        yield sdk["packages"]
+
+
+def _limit(value: Any, limits: IngestLimits, what: str) -> None:
     try:
         check_json(value, limits.max_json_depth, limits.max_field_chars)
     except LimitExceeded as exc:
         raise Refused(exc.status, exc.reason, f"{what}: {exc.detail}") from None
-    return value
+
+
+def _limit_free_form(event: dict[str, Any], limits: IngestLimits, what: str) -> None:
+    for part in free_form(event):
+        if part.__class__ is dict or part.__class__ is list:
+            _limit(part, limits, what)
+        elif part.__class__ is str and len(part) > limits.max_field_chars:
+            _limit(part, limits, what)
 
 
 def _checked(event: dict[str, Any], what: str) -> dict[str, Any]:
@@ -118,6 +164,7 @@ def from_envelope(
             event_id=header_id,
             client_ip=client_ip,
         )
+        _limit_free_form(event, limits, f"item {number} (event)")
         if scrubber is not None:
             scrub_event(event, scrubber)
         _add(batch, _checked(event, f"item {number} (event)"))
@@ -153,6 +200,7 @@ def from_store(
     payload = _load(_legacy_store_body(body), limits, "event")
     batch.items["event"] += 1
     event = to_event_v1(payload, service=service, received_at=received_at, client_ip=client_ip)
+    _limit_free_form(event, limits, "event")
     if scrubber is not None:
         scrub_event(event, scrubber)
     _add(batch, _checked(event, "event"))
@@ -179,7 +227,9 @@ def from_v1(body: bytes, *, limits: IngestLimits, scrubber: Scrubber | None) -> 
         if not line.strip():
             continue
         what = "event" if len(lines) == 1 else f"line {number}"
-        event = _checked(_load(line, limits, what), what)
+        raw = _load(line, limits, what)
+        _limit(raw, limits, what)  # v1 events are taken as they are: all of it is checked
+        event = _checked(raw, what)
         if scrubber is not None:  # then checked again: a filtered value may be longer
             event = _checked(scrub_event(event, scrubber), what)
         batch.items["event"] += 1

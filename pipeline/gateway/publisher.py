@@ -57,6 +57,8 @@ class Publisher:
             client_id="errorstream-gateway",
             acks="all",
             linger_ms=1,
+            # many ~10 KB events per batch (the 16 KB default holds one or two)
+            max_batch_size=1024 * 1024,
             max_request_size=self.max_request_size,
             request_timeout_ms=int(max(self.timeout, 1.0) * 1000),
         )

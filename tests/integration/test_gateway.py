@@ -157,7 +157,7 @@ def test_accepted_bodies_arrive_as_valid_v1_events(gateway, kafka_bootstrap):
 
 
 def _deep(n: int) -> bytes:
-    return b'{"message": "m", "extra": ' + b"[" * n + b"]" * n + b"}"
+    return b'{"message": "m", "extra": {"deep": ' + b"[" * n + b"]" * n + b"}}"
 
 
 BAD = [
@@ -196,7 +196,13 @@ BAD = [
     ),
     ("not an object", "/api/1/store/", b"[1, 2, 3]", AUTH, 400),
     ("deeply nested", "/api/1/store/", _deep(200), AUTH, 400),
-    ("huge field", "/api/1/store/", orjson.dumps({"message": "x" * 300_000}), AUTH, 413),
+    (
+        "huge field",
+        "/api/1/store/",
+        orjson.dumps({"message": "m", "extra": {"blob": "x" * 300_000}}),
+        AUTH,
+        413,
+    ),
     (
         "huge event",
         "/api/1/store/",

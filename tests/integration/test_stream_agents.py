@@ -219,7 +219,9 @@ def expected_minute_counts(events: list[dict]) -> dict[tuple, int]:
 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
-def test_sigkill_mid_stream_recovers_without_lost_or_double_counts(kafka_bootstrap, tmp_path, store):
+def test_sigkill_mid_stream_recovers_without_lost_or_double_counts(
+    kafka_bootstrap, tmp_path, store
+):
     """With the in-memory store the restarted worker rebuilds its tables from the changelog
     alone; with RocksDB (the production store) it starts from what its local store has and
     reads the changelog from the persisted offsets on."""

@@ -61,8 +61,9 @@ def test_envelope_without_events_has_no_records_but_replies_with_its_id():
         (b'{"message": "cut', 400, "json"),
         (b"[1, 2]", 400, "json"),
         (b'{"a":' * 2000 + b"1" + b"}" * 2000, 400, "json"),  # past the parser's depth
-        (b'{"extra":' + b"[" * 20 + b"]" * 20 + b"}", 400, "json_too_deep"),
-        (orjson.dumps({"message": "x" * 9000}), 413, "field_too_large"),
+        (b'{"extra": {"a":' + b"[" * 20 + b"]" * 20 + b"}}", 400, "json_too_deep"),
+        (orjson.dumps({"message": "m", "extra": {"k": "x" * 9000}}), 413, "field_too_large"),
+        (orjson.dumps({"message": "m", "request": {"data": "x" * 9000}}), 413, "field_too_large"),
         (orjson.dumps({"extra": {"k": "x" * 70_000}}), 413, "event_too_large"),
     ],
 )
@@ -71,6 +72,22 @@ def test_bad_event_payloads(payload, status, reason):
         from_env(envelope(payload))
     assert (info.value.status, info.value.reason) == (status, reason)
     assert "Traceback" not in info.value.detail and "/" not in info.value.detail
+
+
+def test_bounded_fields_are_cut_not_refused():
+    batch = ingest.from_envelope(
+        ingest.parse(envelope(orjson.dumps({"message": "x" * 70_000}))),
+        service="s",
+        received_at=1.7e9,
+        limits=IngestLimits(max_event_bytes=1 << 20, max_field_chars=1 << 20),
+        scrubber=None,
+    )
+    assert len(orjson.loads(batch.records[0][1])["message"]) == 65536
+    # deep or huge JSON in a field the conversion does not keep is dropped, not refused
+    (record,) = from_env(
+        envelope(orjson.dumps({"message": "m", "spans": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}))
+    ).records
+    assert "spans" not in orjson.loads(record[1])
 
 
 def test_bad_envelope_is_400():
