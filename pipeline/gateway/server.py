@@ -24,7 +24,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from errorstream_sdk.scrub import Scrubber
 
 from pipeline.gateway import ingest
 from pipeline.gateway.auth import AuthError, Keyring, key_from_auth_header, key_from_dsn
@@ -32,6 +31,7 @@ from pipeline.gateway.compression import BodyError, decompress
 from pipeline.gateway.ingest import Batch, IngestLimits, Refused
 from pipeline.gateway.limits import KeyRateLimiter
 from pipeline.gateway.publisher import KafkaUnavailable, Publisher
+from pipeline.gateway.scrub import GatewayScrubber
 from pipeline.health import add_ops_routes
 from pipeline.metrics import Metrics
 from pipeline.sentry import service_name
@@ -131,7 +131,7 @@ def build_gateway(
     inflight: InFlight | None = None,
 ) -> web.Application:
     limiter = KeyRateLimiter(config.rate, config.burst)
-    scrubber = Scrubber() if config.scrub else None
+    scrubber = GatewayScrubber() if config.scrub else None
     m = metrics
     inflight = inflight if inflight is not None else InFlight()
 

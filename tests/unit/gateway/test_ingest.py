@@ -130,3 +130,15 @@ def test_v1_one_bad_line_refuses_all_and_names_it():
     assert info.value.detail.startswith("line 2:")
     with pytest.raises(Refused):
         ingest.from_v1(b"  \n ", limits=LIMITS, scrubber=None)
+
+
+def test_gateway_scrubber_filters_source_lines_and_remembers_them():
+    from pipeline.gateway.scrub import GatewayScrubber, scrub_event
+
+    scrubber = GatewayScrubber()
+    line = '    db.connect(password="hunter2")'
+    frame = {"function": "f", "context_line": line, "pre_context": [line], "post_context": []}
+    event = {"exception": {"values": [{"type": "E", "stacktrace": {"frames": [frame]}}]}}
+    scrub_event(event, scrubber)
+    assert "hunter2" not in frame["context_line"] and "hunter2" not in frame["pre_context"][0]
+    assert scrubber._source[line] == frame["context_line"]
