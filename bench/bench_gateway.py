@@ -7,6 +7,7 @@ sentry-sdk sends them. Accepted = answered 200, i.e. acknowledged by Kafka (acks
 topic's end offsets are checked against that count afterwards.
 
     python bench/bench_gateway.py [--bootstrap HOST:PORT] [--requests 20000] [--concurrency 64]
+                                  [--no-scrub]
 
 Without --bootstrap a throwaway broker is started with ``pipeline.kafka_local``. The gateway
 and the baseline each run in a child process; the load comes from this one (aiohttp client).
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--bootstrap")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--no-scrub", action="store_true", help="gateway_scrub=0 (for comparison)")
     args = parser.parse_args()
     from pipeline.kafka_local import free_ports
 
@@ -280,6 +282,7 @@ def main() -> None:
             "ERRORSTREAM_GATEWAY_RATE_LIMIT": "0",
             "ERRORSTREAM_LOG_FORMAT": "plain",
             "ERRORSTREAM_LOG_LEVEL": "WARNING",
+            "ERRORSTREAM_GATEWAY_SCRUB": "0" if args.no_scrub else "1",
         }
         gw = start(
             [sys.executable, "-m", "pipeline.cli", "gateway"],
