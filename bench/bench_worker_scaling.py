@@ -66,6 +66,7 @@ def run(bootstrap: str, n_workers: int, payloads: list[bytes], root: Path) -> di
     try:
         for w in workers:
             w.start()
+
         # every worker ready means the group is stable with partitions on each of them
         def ready(w: WorkerProcess) -> bool:
             try:

@@ -8,6 +8,7 @@ errorstream query timeline ...        per-bucket counts (via the worker's API, o
 errorstream query top|issue|breakdown|alerts|mttr|export ...   the other analytics
 errorstream api                       the query API standalone, against clickhouse_url
 errorstream clickhouse-http           the read-only ClickHouse HTTP interface on the chDB folder
+errorstream gateway                   the Sentry-compatible HTTP ingest gateway
 errorstream notify                    alerts → webhooks, Slack, e-mail (digests, retries, DLQ)
 errorstream fingerprint               group JSON-lines events from stdin
 errorstream config show|check FILE    the effective settings / validate a file
@@ -107,6 +108,12 @@ def cmd_clickhouse_http(args: argparse.Namespace) -> int:
     return run_standalone(_settings(args, **overrides))
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from pipeline.gateway import run_gateway
+
+    return run_gateway(_settings(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -159,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="bind address (default: clickhouse_http_host)")
     p.add_argument("--port", type=int, help="port (default: clickhouse_http_port)")
     p.set_defaults(func=cmd_clickhouse_http)
+
+    p = sub.add_parser(
+        "gateway", help="serve the Sentry-compatible ingest gateway on web_host:web_port"
+    )
+    p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser("demo", help="run Kafka, the worker and a demo producer end to end")
     p.add_argument(

@@ -207,12 +207,40 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
-        # gateway: the future HTTP ingest process; declared now so alerts and dashboards
-        # can name it (deploy/prometheus/alerts.yml)
+        # gateway: the HTTP ingest process (pipeline/gateway, docs/gateway.md)
         self.gateway_requests = Counter(
             "errorstream_gateway_requests_total",
-            "HTTP requests served by the ingest gateway, by status code",
-            ["status"],
+            "HTTP requests served by the ingest gateway, by endpoint and status code",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.gateway_items = Counter(
+            "errorstream_gateway_items_total",
+            "Envelope items (and store / v1 events) in accepted requests, by item type",
+            ["type"],
+            registry=r,
+        )
+        self.gateway_events_published = Counter(
+            "errorstream_gateway_events_published_total",
+            "Events acknowledged by Kafka on the ingest topic",
+            registry=r,
+        )
+        self.gateway_bytes = Counter(
+            "errorstream_gateway_received_bytes_total",
+            "Request body bytes: as received (wire) and after decompression (decompressed)",
+            ["stage"],
+            registry=r,
+        )
+        self.gateway_rejects = Counter(
+            "errorstream_gateway_rejects_total",
+            "Requests refused, by reason (auth, size, envelope, json, rate_limited, kafka...)",
+            ["reason"],
+            registry=r,
+        )
+        self.gateway_publish_latency = Histogram(
+            "errorstream_gateway_publish_latency_seconds",
+            "From handing a request's events to the producer to Kafka's acknowledgement",
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
 

@@ -395,6 +395,70 @@ class Settings:
             minimum=10_000_000,
         ),
     )
+    # --- Gateway (errorstream gateway: docs/gateway.md; listens on web_host:web_port) ---
+    gateway_keys: str = field(
+        default="",
+        metadata=_meta(
+            "DSN public keys per project: `1=key1,key2; 2=key3` (several per project while "
+            "rotating); a project without keys accepts nothing",
+            secret=True,
+        ),
+    )
+    gateway_disabled_projects: str = field(
+        default="", metadata=_meta("projects answered 403 even with a valid key: `3,4`")
+    )
+    gateway_projects: str = field(
+        default="", metadata=_meta("project id -> service: `1=checkout; 2=payments`")
+    )
+    gateway_default_service: str = field(
+        default="project-{project_id}",
+        metadata=_meta("service of a project not in gateway_projects ({project_id} filled in)"),
+    )
+    gateway_max_body_bytes: int = field(
+        default=5 * 1024 * 1024,
+        metadata=_meta("request body bytes on the wire at most (413 over)", minimum=1024),
+    )
+    gateway_max_decompressed_bytes: int = field(
+        default=20 * 1024 * 1024,
+        metadata=_meta("body bytes after decompression at most (413 over)", minimum=1024),
+    )
+    gateway_max_event_bytes: int = field(
+        default=1024 * 1024,
+        metadata=_meta("bytes of one event (item or JSON line) at most (413 over)", minimum=1024),
+    )
+    gateway_max_json_depth: int = field(
+        default=64, metadata=_meta("nesting of an event's JSON at most (400 over)", minimum=4)
+    )
+    gateway_max_field_chars: int = field(
+        default=256 * 1024,
+        metadata=_meta("characters of one JSON string or key at most (413 over)", minimum=256),
+    )
+    gateway_rate_limit: float = field(
+        default=1000.0,
+        metadata=_meta("events per second per DSN key (429 over); 0 = no limit", minimum=0.0),
+    )
+    gateway_rate_burst: int = field(
+        default=2000, metadata=_meta("events a key may send at once above its rate", minimum=1)
+    )
+    gateway_cors_origins: str = field(
+        default="",
+        metadata=_meta(
+            "browser origins allowed by CORS, comma separated (`*` = any); empty = none"
+        ),
+    )
+    gateway_publish_timeout: float = field(
+        default=10.0,
+        metadata=_meta("seconds to wait for Kafka's acknowledgement before 503", minimum=0.1),
+    )
+    gateway_retry_after: int = field(
+        default=30, metadata=_meta("Retry-After seconds of a 503 (Kafka unavailable)", minimum=1)
+    )
+    gateway_scrub: int = field(
+        default=1,
+        metadata=_meta(
+            "1 = scrub events with the SDK's rules before publishing", minimum=0, maximum=1
+        ),
+    )
 
     # ----------------------------------------------------------------------------------
     @property
@@ -604,6 +668,17 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"{key}: {exc}") from None
     if s.grouping_rules_file and not Path(s.grouping_rules_file).is_file():
         raise ConfigError(f"grouping_rules_file: {s.grouping_rules_file} not found")
+    from pipeline.gateway.auth import parse_keys, parse_project_list, parse_projects
+
+    for key, parse in (
+        ("gateway_keys", parse_keys),
+        ("gateway_projects", parse_projects),
+        ("gateway_disabled_projects", parse_project_list),
+    ):
+        try:
+            parse(getattr(s, key))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     from pipeline.grouping.settings import grouping_config
 
     try:

@@ -3,8 +3,9 @@
     $ errorstream fingerprint --rules deploy/grouping-rules.example.toml < events.jsonl
     {"fingerprint": "…", "grouping_variant": "in_app_stacktrace", "title": "…", ...}
 
-``--format sentry`` accepts raw Sentry event payloads (``logentry``, ``exception`` as a plain
-list, no ``service``). A line that is not a JSON object is reported on stderr with its line
+``--format sentry`` accepts raw Sentry event payloads, converted exactly as the ingest gateway
+converts them (``pipeline.sentry``: exception lists, chains, top-level and thread stack traces,
+legacy interface names, ``logentry`` ...). A line that is not a JSON object is reported on stderr with its line
 number; the rest are still processed and the exit status is 1.
 """
 
@@ -13,26 +14,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any, TextIO
 
 from pipeline.grouping.config import DEFAULT_VERSION, GroupingConfig
 from pipeline.grouping.engine import group_event
 from pipeline.grouping.rules import RulesError, load_rules
 from pipeline.grouping.versions import registered_versions
+from pipeline.sentry import to_event_v1
 
 OUTPUT_FIELDS = ("fingerprint", "grouping_variant", "title", "culprit", "category")
 
 
 def from_sentry_payload(event: dict[str, Any]) -> dict[str, Any]:
-    """Map a Sentry event payload onto the native event shape."""
-    native = dict(event)
-    if native.get("message") is None and isinstance(native.get("logentry"), dict):
-        native["message"] = native["logentry"]
-    if isinstance(native.get("exception"), list):
-        native["exception"] = {"values": native["exception"]}
-    if not native.get("service"):
-        native["service"] = "unknown"
-    return native
+    """A Sentry event payload as the gateway converts it (``pipeline.sentry.to_event_v1``);
+    the service is the payload's own ``service``, else ``unknown``."""
+    service = event.get("service")
+    return to_event_v1(
+        event,
+        service=service if isinstance(service, str) and service else "unknown",
+        received_at=time.time(),
+    )
 
 
 def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:

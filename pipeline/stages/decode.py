@@ -88,6 +88,12 @@ def decode_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> DecodedEvent |
         event = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Invalid(REASON_JSON, f"not valid JSON: {exc}")
+    return validate_event(event)
+
+
+def validate_event(event: Any) -> DecodedEvent | Invalid:
+    """Check a parsed event against schema v1 and its timestamp; normalize ``event_id``
+    (32 lower-case hex digits) and ``level`` (default ``error``) in place."""
     try:
         _validator()(event)
     except fastjsonschema.JsonSchemaValueException as exc:

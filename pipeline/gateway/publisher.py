@@ -1,0 +1,142 @@
+"""The gateway's Kafka producer: publish a request's events and wait for the acks.
+
+``acks=all``: a record is acknowledged once every in-sync replica has it, so the gateway's
+200 means durable. While the producer is not connected, or when an acknowledgement does not
+come within ``timeout`` seconds, ``publish`` raises ``KafkaUnavailable`` (the request is
+answered 503 with Retry-After; the client keeps the event and retries). A timed-out record
+may still arrive later: the pipeline collapses replays by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger("errorstream.gateway")
+
+
+class KafkaUnavailable(Exception):
+    """Kafka did not take the records (not connected, timeout, broker error)."""
+
+
+class Publisher:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        timeout: float = 10.0,
+        partitions: int = 4,
+        replication_factor: int = 1,
+        max_request_size: int = 2 * 1024 * 1024,
+    ) -> None:
+        self.bootstrap, self.topic, self.timeout = bootstrap, topic, timeout
+        self.partitions, self.replication_factor = partitions, replication_factor
+        self.max_request_size = max_request_size
+        self._producer: AIOKafkaProducer | None = None
+        self._healthy = False
+        self._task: asyncio.Task | None = None
+        self._closing = False
+
+    @property
+    def ready(self) -> bool:
+        return self._producer is not None and self._healthy
+
+    def start(self) -> None:
+        """Connect in the background (and reconnect after failures); never blocks."""
+        self._task = asyncio.create_task(self._keep_connected())
+
+    async def _connect(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id="errorstream-gateway",
+            acks="all",
+            linger_ms=1,
+            # many ~10 KB events per batch (the 16 KB default holds one or two)
+            max_batch_size=1024 * 1024,
+            max_request_size=self.max_request_size,
+            request_timeout_ms=int(max(self.timeout, 1.0) * 1000),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), self.timeout)
+        except BaseException:
+            await producer.stop()
+            raise
+        await self._ensure_topic()
+        self._producer, self._healthy = producer, True
+        log.info("gateway: connected to Kafka at %s, publishing to %s", self.bootstrap, self.topic)
+
+    async def _ensure_topic(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            await asyncio.wait_for(admin.start(), self.timeout)
+            if self.topic not in set(await admin.list_topics()):
+                try:
+                    await admin.create_topics(
+                        [NewTopic(self.topic, self.partitions, self.replication_factor)]
+                    )
+                except TopicAlreadyExistsError:
+                    pass
+        except (KafkaError, TimeoutError, OSError) as exc:  # the worker may create it
+            log.warning("gateway: could not check topic %s: %s", self.topic, exc)
+        finally:
+            await admin.close()
+
+    async def _keep_connected(self) -> None:
+        delay = 0.5
+        while not self._closing:
+            if self._producer is None:
+                try:
+                    await self._connect()
+                    delay = 0.5
+                except (KafkaError, TimeoutError, OSError) as exc:
+                    log.warning("gateway: Kafka at %s unavailable: %s", self.bootstrap, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    continue
+            elif not self._healthy:  # after a failed publish: ready again once metadata loads
+                try:
+                    ok = await asyncio.wait_for(
+                        self._producer.client.force_metadata_update(), self.timeout
+                    )
+                    self._healthy = bool(ok)
+                except (KafkaError, TimeoutError, OSError):
+                    pass
+            await asyncio.sleep(1.0)
+
+    async def publish(self, records: list[tuple[bytes, bytes]]) -> float:
+        """Send ``records`` (key, value) and wait for every ack; the seconds it took."""
+        producer = self._producer
+        if producer is None or self._closing:
+            raise KafkaUnavailable("not connected to Kafka")
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                futures = [await producer.send(self.topic, v, key=k) for k, v in records]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError) as exc:
+            self._healthy = False
+            raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from None
+        self._healthy = True
+        return time.perf_counter() - start
+
+    async def stop(self) -> None:
+        """Flush what was sent (bounded by ``timeout``) and close."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._producer is not None:
+            try:
+                await asyncio.wait_for(self._producer.stop(), self.timeout)
+            except (KafkaError, TimeoutError):
+                pass
+            self._producer = None
