@@ -11,7 +11,7 @@ from pipeline.grouping.slots import slot_setters
 if TYPE_CHECKING:
     from pipeline.grouping.rules import Rules
 
-DEFAULT_VERSION = "v1"
+DEFAULT_VERSION = "v2"
 
 
 @dataclass(frozen=True)
