@@ -354,3 +354,41 @@ _STOP_TOKENS = st.sampled_from(
 def test_stops_normalize_like_the_reference(version, text):
     assert normalize_message(text, CONFIGS[version]) == _reference_normalize(text, version)
     _dispatched_matches_plain(text, version)
+
+
+# Every category of Sentry's newest pattern list (docs: parameterization-sentry.md), one
+# example each, as grouping v2 normalizes it (v1 lacks the last two rows' behaviour).
+SENTRY_CATEGORIES = [
+    ("email", "mail to bob.smith+x@shop.example.com failed", "mail to <email> failed"),
+    ("url", "GET wss://stream.example.com/v2?x=1 closed", "GET <url> closed"),
+    ("hostname", "cannot resolve api.example.com", "cannot resolve <hostname>"),
+    ("ip", "from 127.0.0.1 via 2001:db8::8a2e:370:7334 via ::1", "from <ip> via <ip> via <ip>"),
+    ("traceparent", "trace 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 lost",
+     "trace <traceparent> lost"),
+    ("uuid", "id 88ee7c66-29a9-4a4a-bc26-c72d76c5de14 unknown", "id <uuid> unknown"),
+    ("sha1", "checksum da39a3ee5e6b4b0d3255bfef95601890afd80709", "checksum <sha1>"),
+    ("md5", "md5 d41d8cd98f00b204e9800998ecf8427e", "md5 <md5>"),
+    ("date", "at Wed Apr 17 22:31:45 2019 and 2019-04-17T20:29:05Z", "at <date> and <date>"),
+    ("duration", "took 250ms then 1.5s", "took <duration> then <duration>"),
+    ("swift_txn_id", "object PUT failed tx0123456789abcdef01234-0a1b2c3d4e-cluster1",
+     "object PUT failed <swift_txn_id>"),
+    ("hex", "at 0xfeedbeef, block a1b2, key DEADBEEF12", "at <hex>, block <hex>, key <hex>"),
+    ("git_sha", "built from abc1234", "built from <git_sha>"),
+    ("float", "ratio -3.14 exceeded", "ratio <float> exceeded"),
+    ("int", "testing testing 1, 2, 3", "testing testing <int>, <int>, <int>"),
+    ("quoted_str", "lookup user='bob' failed", "lookup user=<quoted_str> failed"),
+    ("bool", "flag active=True rejected", "flag active=<bool> rejected"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("category", "raw", "expected"), SENTRY_CATEGORIES)
+def test_every_sentry_category_in_v2(category, raw, expected):
+    assert normalize_message(raw, CONFIGS["v2"]) == expected
+    assert f"<{category}>" in expected
+
+
+def test_v2_adds_sentrys_swift_ids_and_short_hex_words_to_v1():
+    for raw in ("object PUT failed tx0123456789abcdef01234-0a1b2c3d4e-cluster1", "block a1b2"):
+        assert normalize_message(raw, CONFIGS["v1"]) != normalize_message(raw, CONFIGS["v2"])
+    # words and 4-digit numbers stay what they were
+    assert normalize_message("beef cafe 2024 year", CONFIGS["v2"]) == "beef cafe <int> year"
