@@ -350,6 +350,7 @@ def _frame_view(
     path = abs_path or filename
     if not (module or path or function or (native and package)):
         return None
+    package = package.replace("\\", "/")
     app, grouped, border = _rules(
         native, js, module, path.replace("\\", "/"), function, package, abs_path
     )
@@ -378,7 +379,7 @@ def _frame_view(
         location = normalize_path(filename or abs_path)
         if func == "<anonymous>" and not location:
             # nothing symbolicated: the binary it ran in (never the address)
-            location = package.replace("\\", "/").rsplit("/", 1)[-1].lower()
+            location = package.rsplit("/", 1)[-1].lower()
             if not location:
                 return None
     else:
