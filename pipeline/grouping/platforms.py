@@ -417,7 +417,9 @@ def _view_of(key: tuple[Any, ...]) -> FrameView | None:
     except TypeError:  # an unhashable (list / dict) value in an odd payload
         fields = tuple(v if isinstance(v, _SCALARS) else None for v in key[2:])
         return _frame_view(key[0], key[1], *fields)
-    if all(v is None or v.__class__ is str for v in key[2:7]) and (
+    # (only keys whose fields are strings or None, in_app a bool or None, may go into the
+    # plain dict: 1 == True must not let two frames share a view, as in v1's)
+    if all(v is None or v.__class__ is str for v in key[2:7] + key[8:10] + key[11:]) and (
         key[7] is None or key[7].__class__ is bool
     ):
         if len(_KNOWN) >= _KNOWN_MAX:

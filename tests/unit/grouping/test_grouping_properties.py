@@ -172,3 +172,37 @@ def test_v2_never_merges_events_with_nothing_to_group_on(id_a, id_b, text_a, tex
     same = group_event(a).fingerprint == group_event(b).fingerprint
     # only the same event, or the same message verbatim, can share a fingerprint
     assert not same or id_a == id_b or (text_a.strip() and text_a.strip() == text_b.strip())
+
+
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 2),
+    st.sampled_from(["", "x", "1", "True", "dart:core", "package:sentry/x.dart", "<anonymous>"]),
+    st.sampled_from(["https://a.example.com/x.js", "blob:https://a/b", "/usr/lib/libc.so"]),
+    st.sampled_from(["__cxa_throw", "start", "objc_exception_throw", "com.x.A$$Lambda$1/0x1"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["sourcemap", "x"]), st.integers(), max_size=1),
+)
+_FRAME_KEYS = ["module", "filename", "abs_path", "function", "context_line", "in_app",
+               "platform", "package", "symbol", "data"]  # fmt: skip
+_ODD_FRAMES = st.lists(
+    st.dictionaries(st.sampled_from(_FRAME_KEYS), _ODD_VALUES, max_size=6), max_size=6
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _ODD_FRAMES,
+    st.sampled_from(["cocoa", "javascript", "java", "other", "ruby", "php", "native", ""]),
+)
+def test_odd_frames_never_raise_and_do_not_depend_on_the_caches(frames, platform):
+    from pipeline.grouping.engine import clear_caches
+
+    event = {"service": "s", "platform": platform, "event_id": "e" * 32,
+             "exception": {"values": [{"type": "E", "stacktrace": {"frames": frames}}]}}  # fmt: skip
+    for config in VERSIONS:
+        first = group_event(copy.deepcopy(event), config)
+        clear_caches()
+        assert group_event(copy.deepcopy(event), config) == first
+        assert len(first.fingerprint) == 32
