@@ -48,7 +48,7 @@ class ExceptionView:
     cheap to group even when its stack is deep in library code.
     """
 
-    __slots__ = ("type", "value", "module", "_frames", "_app_frames", "_source")
+    __slots__ = ("type", "value", "module", "synthetic", "_frames", "_app_frames", "_source")
     # ``_source``: (frame reader, raw frames, platform, in-app overrides); the reader is the
     # grouping version's (``frames_of`` here for v1, ``platforms.frames_of`` for v2)
 
@@ -58,6 +58,9 @@ class ExceptionView:
         self.type = type
         self.value = value
         self.module = module
+        # made up by the SDK to carry a stack trace (``mechanism.synthetic``): its type says
+        # nothing about the error, and grouping v2 leaves it out, as Sentry does
+        self.synthetic = False
         self._frames: tuple[FrameView, ...] | None = tuple(frames)
         self._app_frames: tuple[FrameView, ...] | None = None
         self._source: tuple[FrameReader, Any, str, InAppOverrides] | None = None
@@ -292,6 +295,8 @@ def _exceptions(
         view = _new(ExceptionView)
         view.type, view.value, view.module = exc_type, value, module
         view._frames = view._app_frames = None
+        mechanism = get("mechanism")
+        view.synthetic = mechanism.__class__ is dict and mechanism.get("synthetic") is True
         view._source = (reader, get("stacktrace"), platform, overrides)
         if exc_type or value or view.frames:
             exceptions.append(view)

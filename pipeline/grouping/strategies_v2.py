@@ -70,9 +70,15 @@ def _stack_components(
     for exc in exceptions:
         frames = exc.app_frames if in_app_only else exc.frames
         if frames:
-            components.append("type:" + normalize_module(exc.type))
+            components.append("type:" + _type(exc))
             components += frame_components(frames, config.max_frames, config.use_context_lines)
     return components
+
+
+def _type(exc: ExceptionView) -> str:
+    """The exception's type as it groups: none for a synthetic exception (made up by the SDK
+    to carry a stack trace, e.g. a JavaScript non-Error throw), as Sentry does."""
+    return "" if exc.synthetic else normalize_module(exc.type)
 
 
 def _payload_digest(payload: dict[str, object]) -> str:
@@ -94,9 +100,9 @@ def compute(view: EventView, config: GroupingConfig) -> DefaultGrouping:
         telling = False
         for exc in exceptions:
             value = normalize_text_v2(exc.value, custom)
-            parts.append("type:" + normalize_module(exc.type))
+            parts.append("type:" + _type(exc))
             parts.append("value:" + value)
-            telling = telling or bool(exc.type) or has_words(value)
+            telling = telling or bool(_type(exc)) or has_words(value)
         if telling:
             return new_default("exception_message", tuple(parts))
     message = view.message

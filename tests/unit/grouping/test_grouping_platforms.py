@@ -367,3 +367,21 @@ def test_frames_that_all_never_group_fall_back_to_the_exception():
     event = sdk.node_event()
     del frames(event)[1]  # only processTicksAndRejections left: it never groups
     assert result(event).grouping_variant == "exception_message"
+
+
+def test_the_type_of_a_synthetic_exception_does_not_count():
+    # sentry-javascript on `throw {code: 1}`: an exception made up to carry the stack trace
+    def thrown(exc_type, synthetic):
+        event = sdk.browser_event()
+        exc = event["exception"]["values"][0]
+        exc["type"] = exc_type
+        exc["mechanism"] = {
+            "type": "onunhandledrejection",
+            "handled": False,
+            "synthetic": synthetic,
+        }
+        return event
+
+    assert fp(thrown("Error", True)) == fp(thrown("UnhandledRejection", True))
+    assert fp(thrown("Error", False)) != fp(thrown("UnhandledRejection", False))
+    assert result(thrown("Error", True)).title.startswith("Error: ")  # still shown
