@@ -56,7 +56,7 @@ class GroupingConfig:
 @dataclass(frozen=True, slots=True)
 class GroupingResult:
     fingerprint: str  # 32 hex chars
-    grouping_variant: str  # custom | rule | in_app_stacktrace | stacktrace | exception_message | message | fallback
+    grouping_variant: str  # custom | rule | in_app_stacktrace | stacktrace | exception_message | message | raw_message | event_id | payload (v2) | fallback (v1)
     title: str
     culprit: str
     category: str
