@@ -48,7 +48,9 @@ class ExceptionView:
     cheap to group even when its stack is deep in library code.
     """
 
-    __slots__ = ("type", "value", "module", "synthetic", "_frames", "_app_frames", "_source")
+    __slots__ = (
+        "type", "value", "module", "synthetic", "ns_error", "_frames", "_app_frames", "_source",
+    )  # fmt: skip
     # ``_source``: (frame reader, raw frames, platform, in-app overrides); the reader is the
     # grouping version's (``frames_of`` here for v1, ``platforms.frames_of`` for v2)
 
@@ -61,6 +63,8 @@ class ExceptionView:
         # made up by the SDK to carry a stack trace (``mechanism.synthetic``): its type says
         # nothing about the error, and grouping v2 leaves it out, as Sentry does
         self.synthetic = False
+        # Cocoa's NSError (``mechanism.meta.ns_error``) as "domain|code", else ""
+        self.ns_error = ""
         self._frames: tuple[FrameView, ...] | None = tuple(frames)
         self._app_frames: tuple[FrameView, ...] | None = None
         self._source: tuple[FrameReader, Any, str, InAppOverrides] | None = None
@@ -275,6 +279,14 @@ def _view_of(key: tuple[Any, ...]) -> FrameView | None:
     return view
 
 
+def _ns_error(meta: Any) -> str:
+    ns_error = meta.get("ns_error") if meta.__class__ is dict else None
+    if ns_error.__class__ is not dict:
+        return ""
+    domain, code = text(ns_error.get("domain")), text(ns_error.get("code"))
+    return f"{domain}|{code}" if domain or code else ""
+
+
 def _exceptions(
     raw: Any, platform: str, overrides: InAppOverrides, reader: FrameReader
 ) -> tuple[ExceptionView, ...]:
@@ -296,7 +308,11 @@ def _exceptions(
         view.type, view.value, view.module = exc_type, value, module
         view._frames = view._app_frames = None
         mechanism = get("mechanism")
-        view.synthetic = mechanism.__class__ is dict and mechanism.get("synthetic") is True
+        if mechanism.__class__ is dict:
+            view.synthetic = mechanism.get("synthetic") is True
+            view.ns_error = _ns_error(mechanism.get("meta"))
+        else:
+            view.synthetic, view.ns_error = False, ""
         view._source = (reader, get("stacktrace"), platform, overrides)
         if exc_type or value or view.frames:
             exceptions.append(view)

@@ -6,7 +6,8 @@ First that applies:
   stacktrace         as v1: no in-app frame anywhere, the same over all frames;
   exception_message  no frame groups: each exception's type and value, normalized with v2's
                      patterns (Sentry's newest categories), when some exception has a type or
-                     a value with a word left after normalization;
+                     a value with a word left after normalization (a Cocoa NSError: its
+                     domain and code instead of the value);
   message            no exception to group on: the normalized log message, when a word is
                      left after normalization;
   raw_message        nothing that says what went wrong once normalized (a message that is
@@ -99,8 +100,12 @@ def compute(view: EventView, config: GroupingConfig) -> DefaultGrouping:
         parts = []
         telling = False
         for exc in exceptions:
-            value = normalize_text_v2(exc.value, custom)
             parts.append("type:" + _type(exc))
+            if exc.ns_error:  # Cocoa: the NSError's domain and code say it, not its message
+                parts.append("ns_error:" + exc.ns_error)
+                telling = True
+                continue
+            value = normalize_text_v2(exc.value, custom)
             parts.append("value:" + value)
             telling = telling or bool(_type(exc)) or has_words(value)
         if telling:

@@ -385,3 +385,17 @@ def test_the_type_of_a_synthetic_exception_does_not_count():
     assert fp(thrown("Error", True)) == fp(thrown("UnhandledRejection", True))
     assert fp(thrown("Error", False)) != fp(thrown("UnhandledRejection", False))
     assert result(thrown("Error", True)).title.startswith("Error: ")  # still shown
+
+
+def test_cocoa_nserrors_without_a_stack_group_by_domain_and_code():
+    # sentry-cocoa's SentrySDK.capture(error:): the code is what tells errors apart
+    def nserror(code, value="The operation couldn't be completed."):
+        meta = {"ns_error": {"domain": "NSURLErrorDomain", "code": code}}
+        exc = {"type": "NSURLErrorDomain", "value": value,
+               "mechanism": {"type": "NSError", "meta": meta}}  # fmt: skip
+        return {"service": "ios", "platform": "cocoa", "exception": {"values": [exc]}}
+
+    assert fp(nserror(-1009)) == fp(nserror(-1009, value="Code=-1009 (offline)"))
+    assert fp(nserror(-1009)) != fp(nserror(-1001))
+    # v1 grouped by the message, so the two codes merged
+    assert fp(nserror(-1009), V1) == fp(nserror(-1001), V1)
