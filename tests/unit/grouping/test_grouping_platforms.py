@@ -399,3 +399,20 @@ def test_cocoa_nserrors_without_a_stack_group_by_domain_and_code():
     assert fp(nserror(-1009)) != fp(nserror(-1001))
     # v1 grouped by the message, so the two codes merged
     assert fp(nserror(-1009), V1) == fp(nserror(-1001), V1)
+
+
+def test_the_sdk_shaped_payloads_are_valid_schema_v1_events():
+    import orjson
+
+    from pipeline.stages.decode import DecodedEvent, Invalid, decode_event
+
+    payloads = [
+        sdk.java_event(), sdk.browser_event(context="x", sourcemap=True, module="m"),
+        sdk.node_event(), sdk.cocoa_event(), sdk.native_event(function="f"), sdk.dart_event(),
+        sdk.ruby_event(), sdk.php_event(), sdk.python_event(),
+    ]  # fmt: skip
+    for payload in payloads:
+        decoded = decode_event(orjson.dumps(payload))
+        assert isinstance(decoded, DecodedEvent), decoded
+    # (the check is live: a payload the schema refuses is not decoded)
+    assert isinstance(decode_event(orjson.dumps({**payloads[0], "level": "loud"})), Invalid)
