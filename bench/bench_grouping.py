@@ -9,7 +9,7 @@ i.e. ``group_event`` (normalize + fingerprint + title + culprit + categorize) an
 ``_meta`` dict. (Decoding there also validates the schema, parses the timestamp and the
 event id; that is not grouping and is not measured here.)
 
-    python bench/bench_grouping.py [--events 10000] [--repeat 5]
+    python bench/bench_grouping.py [--events 10000] [--repeat 5] [--grouping-version v2]
 
 Prints human-readable numbers, then one JSON line per figure (last lines of the output):
 ``events_per_s`` is the steady state of a long-running worker (caches warmed by other events
@@ -40,6 +40,7 @@ from pipeline.grouping import (  # noqa: E402
     group_event,
     parameterize,  # noqa: E402
 )
+from pipeline.grouping.config import DEFAULT_VERSION  # noqa: E402
 from pipeline.grouping.engine import clear_caches, clear_message_cache  # noqa: E402
 from pipeline.stages.decode import DecodedEvent  # noqa: E402
 from pipeline.stages.fingerprint import enrich  # noqa: E402
@@ -191,8 +192,7 @@ def _rate(payloads: list[bytes], work) -> float:  # type: ignore[no-untyped-def]
 
 
 def _message_hits() -> tuple[int, int]:
-    info = parameterize._normalize.cache_info()
-    return info.hits, info.misses
+    return parameterize.message_cache_info()  # every grouping version's message cache
 
 
 def _rate_without_message_cache(payloads: list[bytes], work, counts: list[int]) -> float:  # type: ignore[no-untyped-def]
@@ -210,7 +210,7 @@ def _rate_without_message_cache(payloads: list[bytes], work, counts: list[int]) 
 
 
 def measure(
-    payloads: list[bytes], warmup: list[bytes], repeat: int
+    payloads: list[bytes], warmup: list[bytes], repeat: int, version: str = DEFAULT_VERSION
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Best of ``repeat`` runs each: loads alone; loads + grouping cold, steady, uncached.
 
@@ -220,7 +220,7 @@ def measure(
     uncached: the message caches cleared before every event (every message is new).
     Also returns the hit rate of the message cache in each kind of run.
     """
-    config = GroupingConfig()
+    config = GroupingConfig(version=version)
     loads = orjson.loads
     received_at = time.time()  # the worker reads the clock once per batch
 
@@ -259,12 +259,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--grouping-version", default=DEFAULT_VERSION)
     args = parser.parse_args()
     payloads = build_events(args.events)
     warmup = build_events(args.events, seed=11)
     mean_size = sum(map(len, payloads)) / len(payloads)
-    issues = len({group_event(orjson.loads(p), GroupingConfig()).fingerprint for p in payloads})
-    rates, hit_rate = measure(payloads, warmup, args.repeat)
+    config = GroupingConfig(version=args.grouping_version)
+    issues = len({group_event(orjson.loads(p), config).fingerprint for p in payloads})
+    rates, hit_rate = measure(payloads, warmup, args.repeat, args.grouping_version)
     loads_rate = rates["loads"]
     print(f"events: {len(payloads)} (mean {mean_size:.0f} bytes of JSON), issues: {issues}")
     print(f"orjson.loads alone:                              {loads_rate:10,.0f} events/s")
@@ -279,7 +281,7 @@ def main() -> None:
             f"loads + enrich, {label:<30}{rate:10,.0f} events/s  ({1e6 / rate:.1f} us/event,"
             f" message cache hits {hit_rate[name]:.0%})"
         )
-    print("single core, best of", args.repeat, "runs")
+    print("single core, best of", args.repeat, "runs, grouping", args.grouping_version)
     figures = (
         ("steady", "events_per_s"),
         ("cold", "events_per_s_cold_cache"),

@@ -14,10 +14,11 @@ Server-side rules can override the result (``category = "..."`` in a rule).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from pipeline.grouping.event import EventView, ExceptionView
-from pipeline.grouping.parameterize import first_line, normalize_text
+from pipeline.grouping.parameterize import CustomPatterns, first_line, normalize_text
 
 CATEGORIES = (
     "authentication",
@@ -184,15 +185,18 @@ _REFINED = frozenset({"network", "business_logic"})  # refined by what the messa
 _MODULE_PREFIXES = tuple((prefix, prefix + ".", category) for prefix, category in MODULE_CATEGORY)
 
 
-def categorize(view: EventView) -> str:
-    # keywords are looked for in the normalized first line (cached; shared with the title)
+def categorize(
+    view: EventView, normalize: Callable[[str, CustomPatterns], str] = normalize_text
+) -> str:
+    # keywords are looked for in the normalized first line (cached; shared with the title,
+    # when normalized by the same grouping version's ``normalize``)
     messages = []
     for exc in reversed(view.exceptions):  # outermost first
         exc_type = exc.type
         category = TYPE_CATEGORY.get(exc_type) or TYPE_CATEGORY.get(_simple_name(exc_type))
         if category:
             if category in _REFINED:
-                rank = _keyword_rank(normalize_text(first_line(exc.value)))
+                rank = _keyword_rank(normalize(first_line(exc.value), ()))
                 if rank < 2:  # memory, timeout
                     return MESSAGE_PATTERNS[rank][0]
             return category
@@ -200,8 +204,8 @@ def categorize(view: EventView) -> str:
         for prefix, dotted, module_category in _MODULE_PREFIXES:
             if module == prefix or module.startswith(dotted):
                 return module_category
-        messages.append(normalize_text(first_line(exc.value)))
-    messages.append(normalize_text(first_line(view.message)))
+        messages.append(normalize(first_line(exc.value), ()))
+    messages.append(normalize(first_line(view.message), ()))
     rank = min(map(_keyword_rank, messages))
     if rank < len(MESSAGE_PATTERNS):
         return MESSAGE_PATTERNS[rank][0]

@@ -11,7 +11,7 @@ from pipeline.grouping.slots import slot_setters
 if TYPE_CHECKING:
     from pipeline.grouping.rules import Rules
 
-DEFAULT_VERSION = "v1"
+DEFAULT_VERSION = "v2"
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class GroupingConfig:
 @dataclass(frozen=True, slots=True)
 class GroupingResult:
     fingerprint: str  # 32 hex chars
-    grouping_variant: str  # custom | rule | in_app_stacktrace | stacktrace | exception_message | message | fallback
+    grouping_variant: str  # custom | rule | in_app_stacktrace | stacktrace | exception_message | message | raw_message | event_id | payload (v2) | fallback (v1)
     title: str
     culprit: str
     category: str

@@ -6,6 +6,8 @@ culprit = "app.db in connect"                               (innermost in-app fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pipeline.grouping.event import EventView, FrameView
 from pipeline.grouping.parameterize import CustomPatterns, first_line, normalize_text
 
@@ -17,16 +19,20 @@ def _truncate(text: str) -> str:
     return text if len(text) <= MAX_TITLE else text[: MAX_TITLE - 1].rstrip() + "…"
 
 
-def title_of(view: EventView, custom_patterns: CustomPatterns = ()) -> str:
+def title_of(
+    view: EventView,
+    custom_patterns: CustomPatterns = (),
+    normalize: Callable[[str, CustomPatterns], str] = normalize_text,
+) -> str:
     exceptions = view.exceptions
     if exceptions:
         exc = exceptions[-1]  # the outermost
-        value = normalize_text(first_line(exc.value), custom_patterns)
+        value = normalize(first_line(exc.value), custom_patterns)
         if exc.type and value:
             return _truncate(f"{exc.type}: {value}")
         if exc.type or value:
             return _truncate(exc.type or value)
-    message = normalize_text(first_line(view.message), custom_patterns)
+    message = normalize(first_line(view.message), custom_patterns)
     return _truncate(message) if message else NO_TITLE
 
 

@@ -15,6 +15,7 @@ them expands to the version's default hash.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pipeline.grouping.categorize import categorize
@@ -23,12 +24,16 @@ from pipeline.grouping.display import culprit_frame, culprit_of, title_of
 from pipeline.grouping.event import EventView, view_event
 from pipeline.grouping.parameterize import normalize_text
 from pipeline.grouping.rules import VARIABLE, Rule
-from pipeline.grouping.versions import get_algorithm, hash_components
+from pipeline.grouping.versions import GroupingAlgorithm, get_algorithm, hash_components
+
+Normalize = Callable[[str, tuple[tuple[str, str], ...]], str]
 
 DEFAULT_MARKERS = frozenset({"{{ default }}", "{{default}}"})
 
 
-def _variables(view: EventView, config: GroupingConfig, default_hash: str) -> dict[str, str]:
+def _variables(
+    view: EventView, config: GroupingConfig, default_hash: str, normalize: Normalize
+) -> dict[str, str]:
     outer = view.outermost
     frame = culprit_frame(view)
     message = outer.value if outer and outer.value else view.message
@@ -38,7 +43,7 @@ def _variables(view: EventView, config: GroupingConfig, default_hash: str) -> di
         "module": frame.location if frame else "",
         "function": frame.function if frame else "",
         "level": view.level,
-        "message": normalize_text(message, config.custom_patterns),
+        "message": normalize(message, config.custom_patterns),
         "service": view.service,
         "logger": view.logger,
         "platform": view.platform,
@@ -59,11 +64,12 @@ def expand(template: str, variables: dict[str, str], tags: dict[str, str]) -> st
 
 
 def _fingerprint(
-    view: EventView, config: GroupingConfig, version: str, rule: Rule | None
+    view: EventView, config: GroupingConfig, algorithm: GroupingAlgorithm, rule: Rule | None
 ) -> tuple[str, str, tuple[str, ...], dict[str, str]]:
     """(hash, variant, components, variables) for one algorithm version."""
-    default = get_algorithm(version).compute(view, config)
-    default_hash = hash_components(f"{version}:{default.variant}", default.components)
+    default = algorithm.compute(view, config)
+    namespace = algorithm.hash_namespace or algorithm.version
+    default_hash = hash_components(f"{namespace}:{default.variant}", default.components)
     custom = rule.fingerprint if rule and rule.fingerprint else None
     variant = "rule"
     if (
@@ -74,7 +80,7 @@ def _fingerprint(
         custom, variant = view.fingerprint, "custom"
     if custom is None:
         return default_hash, default.variant, default.components, {"default": default_hash}
-    variables = _variables(view, config, default_hash)
+    variables = _variables(view, config, default_hash, algorithm.normalize or normalize_text)
     parts = tuple(expand(part, variables, view.tags) for part in custom)
     return hash_components("custom", parts), variant, parts, variables
 
@@ -84,25 +90,34 @@ def group_event(
 ) -> GroupingResult:
     """Group one event. Never raises on odd but schema-valid input."""
     config = config or GroupingConfig()
-    view = view_event(event, (config.in_app_include, config.in_app_exclude))
+    algorithm = get_algorithm(config.version)
+    overrides = (config.in_app_include, config.in_app_exclude)
+    view = view_event(event, overrides, algorithm.frames)
     rule = config.rules.first_match(view) if config.rules else None
-    fingerprint, variant, components, variables = _fingerprint(view, config, config.version, rule)
+    fingerprint, variant, components, variables = _fingerprint(view, config, algorithm, rule)
     secondary: tuple[str, ...] = ()
     if config.fallback_version and config.in_transition(time.time() if now is None else now):
-        old = _fingerprint(view, config, config.fallback_version, rule)[0]
+        old_algorithm = get_algorithm(config.fallback_version)
+        old_view = (
+            view
+            if old_algorithm.frames is algorithm.frames
+            else view_event(event, overrides, old_algorithm.frames)
+        )
+        old = _fingerprint(old_view, config, old_algorithm, rule)[0]
         if old != fingerprint:
             secondary = (old,)
-    title = title_of(view, config.custom_patterns)
+    normalize = algorithm.normalize or normalize_text
+    title = title_of(view, config.custom_patterns, normalize)
     if rule and rule.title:
         if len(variables) == 1:
-            variables = _variables(view, config, variables["default"])
+            variables = _variables(view, config, variables["default"], normalize)
         title = expand(rule.title, variables, view.tags)
     return new_result(  # GroupingResult(...), faster
         fingerprint,
         variant,
         title,
         culprit_of(view),
-        rule.category if rule and rule.category else categorize(view),
+        rule.category if rule and rule.category else categorize(view, normalize),
         secondary,
         components,
         config.version,
@@ -112,12 +127,13 @@ def group_event(
 
 def clear_caches() -> None:
     """Empty every memo of the grouping code (frames, messages, keywords): for benchmarks."""
-    from pipeline.grouping import event, frames, parameterize
+    from pipeline.grouping import event, frames, parameterize, platforms
     from pipeline.grouping.categorize import _keyword_rank
 
+    for normalizer in parameterize.NORMALIZERS:
+        normalizer.cache_clear()
+    platforms.clear_caches()
     for cached in (
-        parameterize._normalize,
-        parameterize._fixed_point,
         event._frame_view,
         frames.frame_key,
         frames.normalize_path,
@@ -138,11 +154,14 @@ def clear_message_cache() -> None:
     which repeats even when raw messages do not; they stay.)"""
     from pipeline.grouping import parameterize
 
-    parameterize._normalize.cache_clear()
+    for normalizer in parameterize.NORMALIZERS:
+        normalizer.normalize.cache_clear()
 
 
 def normalize_message(text: str, config: GroupingConfig | None = None) -> str:
     """Replace the variable parts of a message with typed placeholders (idempotent)."""
     if not isinstance(text, str):
         return ""
-    return normalize_text(text, config.custom_patterns if config else ())
+    config = config or GroupingConfig()
+    normalize = get_algorithm(config.version).normalize or normalize_text
+    return normalize(text, config.custom_patterns)

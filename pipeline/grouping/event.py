@@ -8,6 +8,7 @@ log entry dict (``formatted`` / ``message``); ``logentry`` is read when ``messag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -24,6 +25,9 @@ class FrameView:
     in_app: bool
     raw_module: str
     raw_path: str
+    # grouping v2: a frame that ends (or starts) what groups / is in-app ("border" frames of
+    # Sentry's stack trace rules, ``platforms.py``); 0 for an ordinary frame
+    border: int = 0
     # what the frame contributes to a fingerprint, with and without the context line
     # (derived; made once per distinct frame, since views are cached)
     component: str = field(init=False, repr=False, compare=False)
@@ -44,7 +48,11 @@ class ExceptionView:
     cheap to group even when its stack is deep in library code.
     """
 
-    __slots__ = ("type", "value", "module", "_frames", "_app_frames", "_source")
+    __slots__ = (
+        "type", "value", "module", "synthetic", "ns_error", "_frames", "_app_frames", "_source",
+    )  # fmt: skip
+    # ``_source``: (frame reader, raw frames, platform, in-app overrides); the reader is the
+    # grouping version's (``frames_of`` here for v1, ``platforms.frames_of`` for v2)
 
     def __init__(
         self, type: str, value: str, module: str, frames: tuple[FrameView, ...] = ()
@@ -52,26 +60,32 @@ class ExceptionView:
         self.type = type
         self.value = value
         self.module = module
+        # made up by the SDK to carry a stack trace (``mechanism.synthetic``): its type says
+        # nothing about the error, and grouping v2 leaves it out, as Sentry does
+        self.synthetic = False
+        # Cocoa's NSError (``mechanism.meta.ns_error``) as "domain|code", else ""
+        self.ns_error = ""
         self._frames: tuple[FrameView, ...] | None = tuple(frames)
         self._app_frames: tuple[FrameView, ...] | None = None
-        self._source: tuple[Any, str, InAppOverrides] | None = None
+        self._source: tuple[FrameReader, Any, str, InAppOverrides] | None = None
 
     @classmethod
     def from_payload(
         cls, type: str, value: str, module: str, raw_frames: Any, platform: str,
-        overrides: InAppOverrides,
+        overrides: InAppOverrides, reader: FrameReader | None = None,
     ) -> ExceptionView:  # fmt: skip
         """A view whose frames are read from the payload's frame list when needed."""
         view = cls(type, value, module)
         view._frames = None
-        view._source = (raw_frames, platform, overrides)
+        view._source = (reader or frames_of, raw_frames, platform, overrides)
         return view
 
     @property
     def frames(self) -> tuple[FrameView, ...]:
         frames = self._frames
         if frames is None:
-            frames = self._frames = _frames(*self._source)  # type: ignore[misc]
+            reader, raw, platform, overrides = self._source  # type: ignore[misc]
+            frames = self._frames = reader(raw, platform, overrides)
         return frames
 
     @property
@@ -82,7 +96,8 @@ class ExceptionView:
             if self._frames is not None:
                 app = tuple(frame for frame in self._frames if frame.in_app)
             else:
-                app = _frames(*self._source, app_only=True)  # type: ignore[misc]
+                reader, raw, platform, overrides = self._source  # type: ignore[misc]
+                app = reader(raw, platform, overrides, True)
             self._app_frames = app
         return app
 
@@ -114,6 +129,9 @@ class EventView:
     tags: dict[str, str]
     fingerprint: tuple[str, ...]
     exceptions: tuple[ExceptionView, ...]  # Sentry order: the last one is the outermost
+    event_id: str = ""
+    # the payload itself: the last resort of grouping v2 for an event with nothing else
+    payload: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def outermost(self) -> ExceptionView | None:
@@ -154,6 +172,8 @@ def _tags(raw: Any) -> dict[str, str]:
 
 
 InAppOverrides = tuple[tuple[str, ...], tuple[str, ...]]
+# (raw frames, platform, overrides, app_only=False) -> frame views
+FrameReader = Callable[..., tuple[FrameView, ...]]
 _SCALARS = (str, bool, int, float)
 # In front of the typed ``_frame_view`` cache: views of frames whose fields are all strings or
 # None (in_app a bool or None), keyed on (platform, overrides, the fields). A plain dict is
@@ -197,10 +217,11 @@ def _frame_view(
     return FrameView(location, func, context, in_app, module, path)
 
 
-def _frames(
+def frames_of(
     raw: Any, platform: str, overrides: InAppOverrides, app_only: bool = False
 ) -> tuple[FrameView, ...]:
-    """The frames' views (``None`` views dropped); with ``app_only`` only the in-app ones."""
+    """The frames' views as grouping v1 reads them (``None`` views dropped); with
+    ``app_only`` only the in-app ones."""
     if isinstance(raw, dict):
         raw = raw.get("frames")
     if not isinstance(raw, list):
@@ -258,7 +279,17 @@ def _view_of(key: tuple[Any, ...]) -> FrameView | None:
     return view
 
 
-def _exceptions(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[ExceptionView, ...]:
+def _ns_error(meta: Any) -> str:
+    ns_error = meta.get("ns_error") if meta.__class__ is dict else None
+    if ns_error.__class__ is not dict:
+        return ""
+    domain, code = text(ns_error.get("domain")), text(ns_error.get("code"))
+    return f"{domain}|{code}" if domain or code else ""
+
+
+def _exceptions(
+    raw: Any, platform: str, overrides: InAppOverrides, reader: FrameReader
+) -> tuple[ExceptionView, ...]:
     if isinstance(raw, dict):
         raw = raw.get("values")
     if not isinstance(raw, list):
@@ -276,15 +307,24 @@ def _exceptions(raw: Any, platform: str, overrides: InAppOverrides) -> tuple[Exc
         view = _new(ExceptionView)
         view.type, view.value, view.module = exc_type, value, module
         view._frames = view._app_frames = None
-        view._source = (get("stacktrace"), platform, overrides)
+        mechanism = get("mechanism")
+        if mechanism.__class__ is dict:
+            view.synthetic = mechanism.get("synthetic") is True
+            view.ns_error = _ns_error(mechanism.get("meta"))
+        else:
+            view.synthetic, view.ns_error = False, ""
+        view._source = (reader, get("stacktrace"), platform, overrides)
         if exc_type or value or view.frames:
             exceptions.append(view)
     return tuple(exceptions)
 
 
-def view_event(event: Any, overrides: InAppOverrides = ((), ())) -> EventView:
-    """The typed view of ``event``. Frames are read from the payload when first used, so the
-    payload must not be changed while the view is in use (``group_event`` uses it at once)."""
+def view_event(
+    event: Any, overrides: InAppOverrides = ((), ()), reader: FrameReader | None = None
+) -> EventView:
+    """The typed view of ``event``. Frames are read from the payload when first used (by
+    ``reader``, the grouping version's; v1's by default), so the payload must not be changed
+    while the view is in use (``group_event`` uses it at once)."""
     if not isinstance(event, dict):
         event = {}
     get = event.get
@@ -307,7 +347,10 @@ def view_event(event: Any, overrides: InAppOverrides = ((), ())) -> EventView:
     _set_message(view, _message(event))
     _set_tags(view, _tags(get("tags")))
     _set_fingerprint(view, fingerprint)
-    _set_exceptions(view, _exceptions(get("exception"), platform, overrides))
+    _set_exceptions(view, _exceptions(get("exception"), platform, overrides, reader or frames_of))
+    event_id = get("event_id")
+    _set_event_id(view, event_id if event_id.__class__ is str else text(event_id))
+    _set_payload(view, event)
     return view
 
 
@@ -321,7 +364,12 @@ _new = object.__new__
     _set_tags,
     _set_fingerprint,
     _set_exceptions,
+    _set_event_id,
+    _set_payload,
 ) = _slot_setters(
     EventView,
-    ("platform", "level", "service", "logger", "message", "tags", "fingerprint", "exceptions"),
-)
+    (
+        "platform", "level", "service", "logger", "message", "tags", "fingerprint",
+        "exceptions", "event_id", "payload",
+    ),
+)  # fmt: skip

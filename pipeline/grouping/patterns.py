@@ -304,3 +304,29 @@ NEEDS_DIGIT = frozenset(
 PLACEHOLDER_NAMES = tuple(
     name for name, _ in BUILTIN_PATTERNS if name not in KEEP and name != "plain_int"
 )
+
+# --- grouping v2: the two categories of Sentry's newest list that v1 lacks ------------------
+# (v1's patterns above are frozen: its fingerprints are stored in issues.)
+# OpenStack Swift transaction ids: "tx" + 21 hex + "-" + 10 hex, plus any non-blank suffix.
+_SWIFT_TXN_ID = r"\btx[0-9a-f]{21}-[0-9a-f]{10}\S*"
+# Unprefixed hex words from 4 characters on (v1: from 5), as Sentry's: "a1b2", "FF00".
+_HEX_V2 = (
+    r"(?<![\w-])-?0[xX][0-9a-fA-F]+\b"
+    r"|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])(?:[0-9a-f]{8,128}|[0-9a-f]{4,6})\b"
+    r"|\b(?=[0-9A-F]*\d)(?=[0-9A-F]*[A-F])(?:[0-9A-F]{8,128}|[0-9A-F]{4,6})\b"
+)
+
+
+def _v2_patterns() -> tuple[tuple[str, str], ...]:
+    patterns = []
+    for name, regex in BUILTIN_PATTERNS:
+        patterns.append((name, _HEX_V2 if name == "hex" else regex))
+        if name == "duration":  # Sentry's order: ..., duration, swift_txn_id, hex, ...
+            patterns.append(("swift_txn_id", _SWIFT_TXN_ID))
+    return tuple(patterns)
+
+
+BUILTIN_PATTERNS_V2 = _v2_patterns()
+FIRST_CHARS_V2 = {**FIRST_CHARS, "swift_txn_id": "t"}
+# (a transaction id always has digits in practice: left out of the digit-less regex, like hex)
+NEEDS_DIGIT_V2 = NEEDS_DIGIT | {"swift_txn_id"}

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.grouping.slots import slot_setters
 
@@ -42,9 +42,24 @@ def new_default(variant: str, components: tuple[str, ...]) -> DefaultGrouping:
 
 @dataclass(frozen=True)
 class GroupingAlgorithm:
+    """A grouping version: its ``compute`` and what it reads events with.
+
+    ``frames``: how the version reads frames (``(raw frames, platform, overrides,
+    app_only=False) -> FrameView``s; ``None``: v1's reader). ``normalize``: its message
+    parameterization (``(text, custom_patterns) -> str``; ``None``: v1's), used for the
+    fingerprint, the title and ``{{ message }}``. ``hash_namespace``: the prefix of its default
+    hashes (``<namespace>:<variant>``; empty: the version's name). A version that shares an
+    older version's namespace gives an event the *same* fingerprint whenever it computes the
+    same components, so events the new version does not change keep their issues even
+    without a transition.
+    """
+
     version: str
     compute: Callable[[EventView, GroupingConfig], DefaultGrouping]
     description: str = ""
+    frames: Callable[..., tuple[Any, ...]] | None = None
+    normalize: Callable[[str, tuple[tuple[str, str], ...]], str] | None = None
+    hash_namespace: str = ""
 
 
 _ALGORITHMS: dict[str, GroupingAlgorithm] = {}
@@ -82,6 +97,10 @@ def _load_builtin() -> None:
         from pipeline.grouping import strategies_v1
 
         register_algorithm(strategies_v1.ALGORITHM, replace=True)
+    if "v2" not in _ALGORITHMS:
+        from pipeline.grouping import strategies_v2
+
+        register_algorithm(strategies_v2.ALGORITHM, replace=True)
 
 
 @lru_cache(maxsize=16384)

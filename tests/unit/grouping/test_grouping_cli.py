@@ -78,3 +78,17 @@ def test_main_parses_its_own_arguments(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"message": "hello"}\n'))
     assert main(["fingerprint"]) == 0
     assert json.loads(capsys.readouterr().out)["grouping_variant"] == "message"
+
+
+def test_default_version_is_v2_and_v1_is_still_selectable():
+    # an event v2 groups like v1: the same output either way
+    lines = json.dumps(python_event())
+    assert _run([], lines)[1] == _run(["--grouping-version", "v1"], lines)[1]
+    # an event with nothing to group on: v1's shared fallback, v2's own id
+    bare = [{"service": "s", "event_id": c * 32, "message": ""} for c in "ab"]
+    text = "\n".join(map(json.dumps, bare))
+    v1 = [r["fingerprint"] for r in _run(["--grouping-version", "v1"], text)[1]]
+    v2 = _run([], text)[1]
+    assert v1[0] == v1[1]
+    assert v2[0]["fingerprint"] != v2[1]["fingerprint"]
+    assert [r["grouping_variant"] for r in v2] == ["event_id", "event_id"]

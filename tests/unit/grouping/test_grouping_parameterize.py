@@ -5,8 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.grouping import GroupingConfig, PatternError, normalize_message, parameterize
+from pipeline.grouping import patterns as builtin_patterns
 from pipeline.grouping.parameterize import MAX_OUTPUT_CHARS
-from pipeline.grouping.patterns import BUILTIN_PATTERNS, FIRST_CHARS
+from pipeline.grouping.patterns import (
+    BUILTIN_PATTERNS,
+    BUILTIN_PATTERNS_V2,
+    FIRST_CHARS,
+    FIRST_CHARS_V2,
+)
 
 from . import reference_patterns
 
@@ -156,18 +162,24 @@ _TOKENS = st.sampled_from(
 )  # fmt: skip
 
 
+# every grouping version's patterns (v1's are frozen, v2 adds Sentry's newest categories)
+CONFIGS = {"v1": GroupingConfig(version="v1"), "v2": GroupingConfig(version="v2")}
+
+
+@pytest.mark.parametrize("version", CONFIGS)
 @settings(max_examples=600, deadline=None)
 @given(st.lists(_TOKENS, max_size=25).map("".join))
-def test_normalization_is_idempotent_on_tricky_tokens(text):
-    once = normalize_message(text)
-    assert normalize_message(once) == once
+def test_normalization_is_idempotent_on_tricky_tokens(version, text):
+    once = normalize_message(text, CONFIGS[version])
+    assert normalize_message(once, CONFIGS[version]) == once
 
 
+@pytest.mark.parametrize("version", CONFIGS)
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
-def test_normalization_is_idempotent_on_any_text(text):
-    once = normalize_message(text)
-    assert normalize_message(once) == once
+def test_normalization_is_idempotent_on_any_text(version, text):
+    once = normalize_message(text, CONFIGS[version])
+    assert normalize_message(once, CONFIGS[version]) == once
 
 
 # The combined regex dispatches on the character at each position and copies word tails in
@@ -178,6 +190,7 @@ _MORE_TOKENS = st.sampled_from(
         "error", "got", "Monday", "datetime.datetime(", "PM", "ff", "beef", "~", "C:\\", "a.com",
         ".io", "h", "0", "00", "12", "255", "500", "1234567", "-04-", "17", "+", "ſ", "é", "٣",
         "K", "false", ";", "e", "E", "g", "Q", "seconds", "Not Found", "\t", "item_", "x_1",
+        "a1b2", "FF00", "tx", "tx0123456789abcdef01234-0a1b2c3d4e", "-cluster", "1a2b3",
     ]
 )  # fmt: skip
 _MIXED_TEXT = st.one_of(
@@ -187,17 +200,35 @@ _MIXED_TEXT = st.one_of(
 )
 
 
-def _reference_regex(with_digits):
+def _reference_patterns(version):
+    """The frozen v1 patterns; for v2 with its two changes (Sentry's 4-character hex words
+    and OpenStack Swift transaction ids, right after "duration")."""
+    patterns = list(reference_patterns.BUILTIN_PATTERNS)
+    needs_digit = reference_patterns.NEEDS_DIGIT
+    if version == "v2":
+        patterns = [(n, builtin_patterns._HEX_V2 if n == "hex" else r) for n, r in patterns]
+        after = [name for name, _ in patterns].index("duration") + 1
+        patterns.insert(after, ("swift_txn_id", builtin_patterns._SWIFT_TXN_ID))
+        needs_digit = needs_digit | {"swift_txn_id"}
+    return patterns, needs_digit
+
+
+def _reference_regex(with_digits, version="v1"):
+    patterns, needs_digit = _reference_patterns(version)
     return re.compile(
         "|".join(
             f"(?P<{name}>{regex})"
-            for name, regex in reference_patterns.BUILTIN_PATTERNS
-            if with_digits or name not in reference_patterns.NEEDS_DIGIT
+            for name, regex in patterns
+            if with_digits or name not in needs_digit
         )
     )
 
 
-_REFERENCE = {True: _reference_regex(True), False: _reference_regex(False)}
+_REFERENCES = {
+    version: {True: _reference_regex(True, version), False: _reference_regex(False, version)}
+    for version in CONFIGS
+}
+_NORMALIZERS = {"v1": parameterize.V1, "v2": parameterize.V2}
 # (with "-" after ">": the one change made on purpose, so that "0xa-0xa" normalizes to a
 # fixed point - "<hex><hex>", not "<hex>-0xa" which itself normalizes to "<hex><hex>")
 _REFERENCE_GLUED = re.compile(r"(?:[0-9a-fA-F][:.]{0,2}|[:.])<[a-z]|[a-z0-9]>[\w:.-]").search
@@ -217,44 +248,57 @@ def _plain_sub(regex, text):
     return regex.sub(replace, text)
 
 
-def _reference_normalize(text):
+def _reference_normalize(text, version="v1"):
     """Normalization as it was before the speed-ups: every pattern tried at every position."""
+    reference = _REFERENCES[version]
     trimmed = parameterize.trim_lines(text[: parameterize.MAX_INPUT_CHARS])
     if not re.search(r"\d", trimmed):
-        return parameterize._cut(_plain_sub(_REFERENCE[False], trimmed))
-    result = _plain_sub(_REFERENCE[True], trimmed)
+        return parameterize._cut(_plain_sub(reference[False], trimmed))
+    result = _plain_sub(reference[True], trimmed)
     for _ in range(4):
         if not _REFERENCE_GLUED(result):
             break
-        again = _plain_sub(_REFERENCE[True], result)
+        again = _plain_sub(reference[True], result)
         if again == result:
             break
         result = again
     return parameterize._cut(result)
 
 
-@settings(max_examples=1500, deadline=None)
-@given(_MIXED_TEXT)
-def test_dispatched_regex_matches_like_the_plain_alternation(text):
+def _dispatched_matches_plain(text, version):
+    normalizer = _NORMALIZERS[version]
     for with_digits, regex in (
-        (True, parameterize._ALL_PATTERNS),
-        (False, parameterize._NO_DIGIT_PATTERNS),
+        (True, normalizer.all_patterns),
+        (False, normalizer.no_digit_patterns),
     ):
-        expected = _plain_sub(_REFERENCE[with_digits], text)
-        assert regex.sub(parameterize._substitute_builtin, text) == expected
+        expected = _plain_sub(_REFERENCES[version][with_digits], text)
+        assert regex.sub(normalizer.substitute, text) == expected
 
 
+@pytest.mark.parametrize("version", CONFIGS)
 @settings(max_examples=1500, deadline=None)
 @given(_MIXED_TEXT)
-def test_normalization_equals_the_reference_implementation(text):
-    assert normalize_message(text) == _reference_normalize(text)
+def test_dispatched_regex_matches_like_the_plain_alternation(version, text):
+    _dispatched_matches_plain(text, version)
 
 
+@pytest.mark.parametrize("version", CONFIGS)
+@settings(max_examples=1500, deadline=None)
+@given(_MIXED_TEXT)
+def test_normalization_equals_the_reference_implementation(version, text):
+    assert normalize_message(text, CONFIGS[version]) == _reference_normalize(text, version)
+
+
+@pytest.mark.parametrize(
+    ("patterns", "first_chars"),
+    [(BUILTIN_PATTERNS, FIRST_CHARS), (BUILTIN_PATTERNS_V2, FIRST_CHARS_V2)],
+    ids=["v1", "v2"],
+)
 @settings(max_examples=500, deadline=None)
 @given(_MIXED_TEXT)
-def test_patterns_start_only_with_their_declared_first_characters(text):
-    for name, regex in BUILTIN_PATTERNS:
-        compiled, first = re.compile(regex), re.compile(f"[{FIRST_CHARS[name]}]")
+def test_patterns_start_only_with_their_declared_first_characters(patterns, first_chars, text):
+    for name, regex in patterns:
+        compiled, first = re.compile(regex), re.compile(f"[{first_chars[name]}]")
         for position in range(len(text)):
             if compiled.match(text, position):
                 assert first.match(text[position]), (name, text, position)
@@ -272,7 +316,8 @@ def test_patterns_start_only_with_their_declared_first_characters(text):
     ],
 )
 def test_normalization_equals_the_reference_on_examples(text):
-    assert normalize_message(text) == _reference_normalize(text)
+    for version, config in CONFIGS.items():
+        assert normalize_message(text, config) == _reference_normalize(text, version)
 
 
 @settings(max_examples=1000, deadline=None)
@@ -303,13 +348,47 @@ _STOP_TOKENS = st.sampled_from(
 )  # fmt: skip
 
 
+@pytest.mark.parametrize("version", CONFIGS)
 @settings(max_examples=2000, deadline=None)
 @given(st.lists(st.one_of(_TOKENS, _STOP_TOKENS), max_size=20).map("".join))
-def test_stops_normalize_like_the_reference(text):
-    assert normalize_message(text) == _reference_normalize(text)
-    for with_digits, regex in (
-        (True, parameterize._ALL_PATTERNS),
-        (False, parameterize._NO_DIGIT_PATTERNS),
-    ):
-        expected = _plain_sub(_REFERENCE[with_digits], text)
-        assert regex.sub(parameterize._substitute_builtin, text) == expected
+def test_stops_normalize_like_the_reference(version, text):
+    assert normalize_message(text, CONFIGS[version]) == _reference_normalize(text, version)
+    _dispatched_matches_plain(text, version)
+
+
+# Every category of Sentry's newest pattern list (docs: parameterization-sentry.md), one
+# example each, as grouping v2 normalizes it (v1 lacks the last two rows' behaviour).
+SENTRY_CATEGORIES = [
+    ("email", "mail to bob.smith+x@shop.example.com failed", "mail to <email> failed"),
+    ("url", "GET wss://stream.example.com/v2?x=1 closed", "GET <url> closed"),
+    ("hostname", "cannot resolve api.example.com", "cannot resolve <hostname>"),
+    ("ip", "from 127.0.0.1 via 2001:db8::8a2e:370:7334 via ::1", "from <ip> via <ip> via <ip>"),
+    ("traceparent", "trace 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 lost",
+     "trace <traceparent> lost"),
+    ("uuid", "id 88ee7c66-29a9-4a4a-bc26-c72d76c5de14 unknown", "id <uuid> unknown"),
+    ("sha1", "checksum da39a3ee5e6b4b0d3255bfef95601890afd80709", "checksum <sha1>"),
+    ("md5", "md5 d41d8cd98f00b204e9800998ecf8427e", "md5 <md5>"),
+    ("date", "at Wed Apr 17 22:31:45 2019 and 2019-04-17T20:29:05Z", "at <date> and <date>"),
+    ("duration", "took 250ms then 1.5s", "took <duration> then <duration>"),
+    ("swift_txn_id", "object PUT failed tx0123456789abcdef01234-0a1b2c3d4e-cluster1",
+     "object PUT failed <swift_txn_id>"),
+    ("hex", "at 0xfeedbeef, block a1b2, key DEADBEEF12", "at <hex>, block <hex>, key <hex>"),
+    ("git_sha", "built from abc1234", "built from <git_sha>"),
+    ("float", "ratio -3.14 exceeded", "ratio <float> exceeded"),
+    ("int", "testing testing 1, 2, 3", "testing testing <int>, <int>, <int>"),
+    ("quoted_str", "lookup user='bob' failed", "lookup user=<quoted_str> failed"),
+    ("bool", "flag active=True rejected", "flag active=<bool> rejected"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("category", "raw", "expected"), SENTRY_CATEGORIES)
+def test_every_sentry_category_in_v2(category, raw, expected):
+    assert normalize_message(raw, CONFIGS["v2"]) == expected
+    assert f"<{category}>" in expected
+
+
+def test_v2_adds_sentrys_swift_ids_and_short_hex_words_to_v1():
+    for raw in ("object PUT failed tx0123456789abcdef01234-0a1b2c3d4e-cluster1", "block a1b2"):
+        assert normalize_message(raw, CONFIGS["v1"]) != normalize_message(raw, CONFIGS["v2"])
+    # words and 4-digit numbers stay what they were
+    assert normalize_message("beef cafe 2024 year", CONFIGS["v2"]) == "beef cafe <int> year"

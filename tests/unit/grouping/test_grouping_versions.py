@@ -1,5 +1,8 @@
 """The version registry and the transition between two grouping versions."""
 
+import hashlib
+import json
+
 import pytest
 
 from pipeline.grouping import (
@@ -13,7 +16,9 @@ from pipeline.grouping import (
 )
 from pipeline.grouping.versions import unregister_algorithm
 
-from .samples import log_event, python_event
+from . import corpus
+from . import sdk_payloads as sdk
+from .samples import go_event, java_event, js_event, log_event, node_event, python_event
 
 
 def _v2_compute(view, config):
@@ -71,3 +76,48 @@ def test_default_inside_custom_fingerprint_gets_a_secondary(v2):
     config = GroupingConfig(version=v2, fallback_version="v1")
     result = group_event(event, config, now=10.0)
     assert result.secondary_fingerprints == (group_event(event, GroupingConfig()).fingerprint,)
+
+
+# --- the built-in versions ---------------------------------------------------------------
+
+# What v1 gave for every event of the corpus (fingerprint, variant, title, culprit, category,
+# ...) before v2 existed, computed by the code of commit 6900d76: v1 must never change.
+V1_CORPUS_DIGEST = "501179012c4b6592315113ced22579070d3bd57a73aba2fef132ea3a81e6c250"
+
+
+def _results_digest(config):
+    lines = [
+        json.dumps(group_event(event, config).to_dict(), sort_keys=True)
+        for event in corpus.events()
+    ]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def test_v1_results_are_frozen():
+    assert _results_digest(GroupingConfig(version="v1")) == V1_CORPUS_DIGEST
+    # (the digest can fail: v2's results differ)
+    assert _results_digest(GroupingConfig(version="v2")) != V1_CORPUS_DIGEST
+
+
+def test_v2_is_the_default_and_keeps_v1_fingerprints_of_unchanged_shapes():
+    assert GroupingConfig().version == "v2"
+    assert registered_versions()[:2] == ("v1", "v2")
+    for event in (python_event(), js_event(), node_event(), java_event(), go_event()):
+        v1 = group_event(event, GroupingConfig(version="v1"))
+        v2 = group_event(event, GroupingConfig())
+        assert v2.components == v1.components
+        assert v2.fingerprint == v1.fingerprint  # v2 hashes in v1's namespace
+
+
+def test_transition_from_v1_to_v2_maps_changed_fingerprints_only():
+    config = GroupingConfig(version="v2", fallback_version="v1", transition_until=None)
+    unchanged = group_event(python_event(), config)
+    assert unchanged.secondary_fingerprints == ()
+    proxy = sdk.java_event(service_class="com.acme.orders.OrderService_$$_jvst3d9_1a")
+    changed = group_event(proxy, config)
+    old = group_event(proxy, GroupingConfig(version="v1")).fingerprint
+    assert changed.fingerprint != old
+    assert changed.secondary_fingerprints == (old,)
+    # the v2 fingerprint is the one of the same bug behind another proxy class
+    other = sdk.java_event(service_class="com.acme.orders.OrderService_$$_jvst7e2_4")
+    assert group_event(other, config).fingerprint == changed.fingerprint
