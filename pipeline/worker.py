@@ -17,7 +17,6 @@ Preflight failures print one line naming what and where, and the process exits 2
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from typing import Any
@@ -31,7 +30,7 @@ from pipeline.app import Pipeline
 from pipeline.kafka_clients import client_config
 from pipeline.kafka_local import KafkaUnavailable, wait_for_kafka_async
 from pipeline.logs import dead_letter_context
-from pipeline.runner import EXIT_SHUTDOWN_TIMEOUT, arm_watchdog
+from pipeline.runner import arm_watchdog
 from pipeline.settings import Settings
 from pipeline.storage import Backend, StorageError, open_backend
 from pipeline.storage.migrate import migrate
@@ -39,7 +38,7 @@ from pipeline.topics import ensure_topics
 
 log = logging.getLogger("errorstream.worker")
 
-__all__ = ["EXIT_SHUTDOWN_TIMEOUT", "AgentWorker", "PreflightError", "preflight_kafka"]
+__all__ = ["AgentWorker", "PreflightError", "preflight_kafka"]
 
 
 class PreflightError(RuntimeError):
@@ -169,9 +168,3 @@ def logged_dead_letters(send):
         dlq_log.warning("record sent to the dead-letter topic", extra=context)
 
     return send_and_log
-
-
-def new_loop() -> asyncio.AbstractEventLoop:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    return loop

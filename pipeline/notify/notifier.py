@@ -45,12 +45,12 @@ from pipeline.notify.formatting import email_message, slack_payload, webhook_bod
 from pipeline.notify.ledger import OffsetLedger, Token
 from pipeline.notify.routes import Route
 from pipeline.notify.signing import signed_headers
+from pipeline.runner import EXIT_SHUTDOWN_TIMEOUT
 from pipeline.settings import Settings
 from pipeline.stages.alerts import rfc3339
 
 log = logging.getLogger("errorstream.notify")
 
-EXIT_SHUTDOWN_TIMEOUT = 3
 REQUIRED = ("alert_id", "kind", "service", "title")
 USER_AGENT = "errorstream-notify/1"
 
