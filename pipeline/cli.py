@@ -17,6 +17,7 @@ errorstream config show|check FILE    the effective settings / validate a file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -42,7 +43,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.supervised_by:
         die_with_parent(args.supervised_by)
     configure_logging(settings)
-    return ROLE_MAIN[args.role](settings)
+    if args.role == "sink" and settings.sink_nice:
+        os.nice(settings.sink_nice)  # alerts before storage when the CPU is short
+    return ROLE_MAIN[args.role](settings.for_role(args.role))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -78,8 +81,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.json:
         print_json(settings.masked())
         return 0
-    for key, value in settings.masked().items():
-        print(f"{key} = {value!r}")
+    for section, values in settings.sections().items():  # the processes that get each one:
+        print(f"[{section}]")  # pipeline.settings.ROLE_SECTIONS
+        for key, value in values.items():
+            print(f"{key} = {value!r}")
+        print()
     return 0
 
 
@@ -98,7 +104,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_notify(args: argparse.Namespace) -> int:
     from pipeline.notify.notifier import run_notify
 
-    return run_notify(_settings(args))
+    return run_notify(_settings(args).for_role("notify"))
 
 
 def cmd_clickhouse_http(args: argparse.Namespace) -> int:
@@ -111,7 +117,7 @@ def cmd_clickhouse_http(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     from pipeline.gateway import run_gateway
 
-    return run_gateway(_settings(args))
+    return run_gateway(_settings(args).for_role("gateway"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -41,7 +41,6 @@ BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)
 DIMENSIONS = ("fingerprint", "service", "level", "release", "environment")
 BREAKDOWNS = ("category", "level", "service", "release", "environment")
 TOP_ORDERS = ("count", "users", "growth", "new")
-COUNT = "sum(events) + uniqExactMerge(legacy_events)"
 ROLLUP_COUNT = "sum(arraySum(mapValues(counts)))"
 # Partitions never share a key (the period is in the key): FINAL need not merge across them.
 FINAL_SETTINGS = "\nSETTINGS do_not_merge_across_partitions_select_final = 1"

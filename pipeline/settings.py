@@ -156,8 +156,24 @@ class Settings:
     sink_retry_max_backoff: float = field(
         default=10.0, metadata=_meta("seconds between insert retries at most", minimum=0.01)
     )
+    sink_nice: int = field(
+        default=5,
+        metadata=_meta(
+            "niceness the sink process adds to its own (`nice`): when the CPU is short the "
+            "decoder and the agent, which make the alerts, run first and the sink catches up "
+            "after; 0 = the same priority",
+            minimum=0,
+            maximum=19,
+        ),
+    )
     # --- grouping ----------------------------------------------------------------------
-    grouping_version: str = field(default="v1", metadata=_meta("grouping algorithm version"))
+    grouping_version: str = field(
+        default="v2",
+        metadata=_meta(
+            "grouping algorithm version (v2; v1 = the first one, for deployments not yet "
+            "moved: docs/grouping.md, \"Changing the grouping version safely\")"
+        ),
+    )
     grouping_rules_file: str = field(
         default="", metadata=_meta("server-side fingerprint rules (TOML or YAML)")
     )
@@ -484,6 +500,19 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
+    def for_role(self, role: str) -> RoleSettings | Settings:
+        """The settings of the sections ``role``'s process needs (``ROLE_SECTIONS``);
+        a role that is not listed (the supervisor, one-shot commands) gets them all."""
+        sections = ROLE_SECTIONS.get(role)
+        return self if sections is None else RoleSettings(self, role, sections)
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The effective configuration with secrets masked, grouped by section."""
+        out: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+        for key, value in self.masked().items():
+            out[section_of(key)][key] = value
+        return out
+
 
 def _mask_secret(value: str) -> str:
     if "://" in value and "@" in value:  # keep scheme and host of a URL, hide user info
@@ -494,6 +523,7 @@ def _mask_secret(value: str) -> str:
 
 # keys of files and ERRORSTREAM_* variables; derived fields are computed at load
 _FIELDS = {f.name: f for f in fields(Settings) if not f.metadata.get("derived")}
+_ALL_FIELDS = frozenset(f.name for f in fields(Settings))
 
 
 def _coerce(key: str, source: str, raw: Any, f: dataclasses.Field) -> Any:
@@ -528,6 +558,21 @@ def _coerce(key: str, source: str, raw: Any, f: dataclasses.Field) -> Any:
     return value
 
 
+def _sectioned_key(path: Path, table: str, key: str) -> str:
+    """The setting a ``[table] key`` names: ``table_key`` (``[kafka] bootstrap``), or, in a
+    section's table, a setting of that section by its whole name (``[ops] log_level``)."""
+    joined = f"{table}_{key}"
+    if table in SECTIONS and key in _FIELDS and joined not in _FIELDS:
+        if section_of(key) != table:
+            raise ConfigError(
+                f"config file {path}: '{table}.{key}': {key} is in section [{section_of(key)}]"
+            )
+        return key
+    if joined not in _FIELDS:
+        raise ConfigError(f"config file {path}: unknown key '{table}.{key}'")
+    return joined
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML or YAML settings file into a flat mapping; errors name the file."""
     p = Path(path)
@@ -549,10 +594,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):  # [kafka] bootstrap = ... → kafka_bootstrap
             for sub, subvalue in value.items():
-                name = f"{key}_{sub}"
-                if name not in _FIELDS:
-                    raise ConfigError(f"config file {p}: unknown key '{key}.{sub}'")
-                flat[name] = subvalue
+                flat[_sectioned_key(p, str(key), str(sub))] = subvalue
         else:
             flat[str(key)] = value
     return flat
@@ -599,6 +641,110 @@ def load_settings(
 
 
 ROLES = ("decoder", "agent", "sink")
+
+# --- sections -------------------------------------------------------------------------------
+# Every setting belongs to one section; each process receives only the sections of its role
+# (``Settings.for_role``). Files may group keys in ``[section]`` tables; environment variables
+# stay flat (``ERRORSTREAM_<KEY>``). Rules in order: the first prefix or name that matches.
+SECTIONS = ("kafka", "decode", "grouping", "issues", "sink", "http", "ops", "gateway", "notify")
+_SECTION_RULES: tuple[tuple[str, str], ...] = (
+    ("notify_", "notify"),
+    ("topic_notify_dlq", "notify"),
+    ("gateway_", "gateway"),
+    ("kafka_", "kafka"),
+    ("topic_", "kafka"),
+    ("app_id", "kafka"),
+    ("partitions", "kafka"),
+    ("replication_factor", "kafka"),
+    ("decode_", "decode"),
+    ("grouping_", "grouping"),
+    ("clickhouse_http_", "http"),
+    ("clickhouse_", "sink"),
+    ("sink_", "sink"),
+    ("retention_days", "sink"),
+    ("web_", "http"),
+    ("api_", "http"),
+    ("http_", "http"),
+    ("table_store", "issues"),
+    ("fingerprint_limit_per_minute", "issues"),
+    ("service_limit_per_minute", "issues"),
+    ("sample_rates", "issues"),
+    ("window_grace", "issues"),
+    ("spike_", "issues"),
+    ("service_spike_", "issues"),
+    ("threshold_rules", "issues"),
+    ("error_rate_", "issues"),
+    ("alert_cooldown", "issues"),
+    ("incident_min_issues", "issues"),
+    ("dedup_window_minutes", "issues"),
+    ("data_dir", "ops"),
+    ("shutdown_timeout", "ops"),
+    ("lag_interval", "ops"),
+    ("ops_", "ops"),
+    ("peer_urls", "ops"),
+    ("restart_backoff_max", "ops"),
+    ("log_", "ops"),
+)
+# the sections each process receives; a process that is not listed receives every section
+ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "decoder": ("kafka", "decode", "grouping", "ops"),
+    "agent": ("kafka", "issues", "ops"),
+    "sink": ("kafka", "sink", "http", "ops"),
+    "gateway": ("kafka", "gateway", "http", "ops"),
+    "notify": ("kafka", "notify", "http", "ops"),
+}
+# derived values: the sections they are computed from
+_PROPERTY_SECTIONS = {"chdb_path": ("sink", "ops"), "effective_api_url": ("http",)}
+
+
+def section_of(name: str) -> str:
+    """The section of a setting; raises KeyError for a name no rule covers."""
+    for rule, section in _SECTION_RULES:
+        if name == rule or (rule.endswith("_") and name.startswith(rule)):
+            return section
+    raise KeyError(name)
+
+
+class RoleSettings:
+    """The settings one process receives: the fields of its role's sections as plain
+    attributes (read as fast as the full object's), and a clear error for any other one."""
+
+    def __init__(self, settings: Settings, role: str, sections: tuple[str, ...]) -> None:
+        self.__dict__["_role"] = role
+        self.__dict__["_sections"] = sections
+        self.__dict__["_settings"] = settings
+        for f in fields(settings):
+            if section_of(f.name) in sections:
+                self.__dict__[f.name] = getattr(settings, f.name)
+        for name, needs in _PROPERTY_SECTIONS.items():
+            if all(section in sections for section in needs):
+                self.__dict__[name] = getattr(settings, name)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _ALL_FIELDS or name in _PROPERTY_SECTIONS:
+            section = (
+                section_of(name) if name in _ALL_FIELDS else "/".join(_PROPERTY_SECTIONS[name])
+            )
+            raise AttributeError(
+                f"setting {name!r} is in section [{section}], which the {self._role} process "
+                f"does not receive (it gets {', '.join(self._sections)})"
+            )
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to setting {name!r}")
+
+    def replace(self, **changes: Any) -> RoleSettings:
+        for name in changes:
+            getattr(self, name)  # only its own sections' settings
+        return self._settings.replace(**changes).for_role(self._role)
+
+    def masked(self) -> dict[str, Any]:
+        own = {f.name for f in fields(self._settings) if section_of(f.name) in self._sections}
+        return {k: v for k, v in self._settings.masked().items() if k in own}
+
+    def __repr__(self) -> str:
+        return f"RoleSettings({self._role}: {', '.join(self._sections)})"
 
 
 def peer_urls(raw: str) -> dict[str, str]:
