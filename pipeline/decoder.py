@@ -57,7 +57,7 @@ def decode_batch(
     formats = formats or IngestFormats()
     keyed: list[tuple[bytes, bytes]] = []
     dead: list[bytes] = []
-    received: collections.Counter = collections.Counter()
+    received: dict[str, int] = {}
     skipped: collections.Counter = collections.Counter()
     for topic, partition, offset, raw, headers in records:
         message = decode_message(
@@ -67,7 +67,7 @@ def decode_batch(
             received_at=received_at,
             source=(topic, partition, offset),
         )
-        received[message.format] += 1
+        received[message.format] = received.get(message.format, 0) + 1
         if message.invalid is not None:
             if metrics is not None:
                 metrics.events_invalid.labels(message.invalid.reason, message.format).inc()

@@ -252,8 +252,10 @@ def from_sentry_payload(
     scrubber: Scrubber | None,
     event_id: str | None = None,
     client_ip: str | None = None,
+    what: str = "event",
 ) -> Batch:
-    """One parsed Sentry event payload; ``event_id`` is the fallback when it has none."""
+    """One parsed Sentry event payload; ``event_id`` is the fallback when it has none;
+    ``what`` begins the message of a refusal."""
     batch = Batch()
     batch.items["event"] += 1
     _sentry_event(
@@ -263,7 +265,7 @@ def from_sentry_payload(
         received_at=received_at,
         limits=limits,
         scrubber=scrubber,
-        what="event",
+        what=what,
         event_id=event_id,
         client_ip=client_ip,
     )
