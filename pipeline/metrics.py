@@ -29,8 +29,7 @@ class Metrics:
         # decode / validate
         self.events_received = Counter(
             "errorstream_ingest_events_received_total",
-            "Messages read from the ingest topic, by format (v1, sentry, sentry_envelope, "
-            "unknown)",
+            "Messages read from the ingest topic, by format (v1, sentry, sentry_envelope, unknown)",
             ["format"],
             registry=r,
         )
