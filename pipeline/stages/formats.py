@@ -31,7 +31,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from errorstream_sdk.scrub import Scrubber
@@ -48,6 +48,9 @@ from pipeline.stages.decode import (
     parse_timestamp,
     validate_event,
 )
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 # format names: the `format` label of the ingest metrics and field of a dead letter
 V1 = "v1"
@@ -118,7 +121,7 @@ class IngestFormats:
     limits: IngestLimits = field(default_factory=lambda: IngestLimits(MAX_EVENT_BYTES))
 
 
-def ingest_formats(settings: Any) -> IngestFormats:
+def ingest_formats(settings: Settings) -> IngestFormats:
     return IngestFormats(
         service_from=parse_service_sources(settings.ingest_sentry_service_from),
         default_service=settings.ingest_sentry_default_service,

@@ -8,6 +8,8 @@ import copy
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.decoder import decode_batch
 from pipeline.gateway.envelope import parse_envelope
@@ -99,6 +101,28 @@ def test_the_v1_issue_reports_shapes_are_sentry_now():
     ):
         message = decode(orjson.dumps(payload))
         assert message.format == SENTRY and message.invalid is None, message
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(extra=st.dictionaries(st.sampled_from(["platform", "sdk", "logentry", "x"]), _json))
+def test_any_object_with_service_is_v1_and_decoded_exactly_as_before(extra):
+    """Whatever else it holds, an object with `service` is read as schema v1, with the very
+    result (event or error) ``decode_event`` gives."""
+    raw = orjson.dumps({**V1_EVENT, **extra})
+    message = decode(raw)
+    old = decode_event(raw)
+    assert message.format == V1
+    if message.invalid is None:
+        assert [e.event for e in message.events] == [old.event]
+    else:
+        assert message.invalid == old
 
 
 def test_message_only_without_service_is_v1_unless_the_header_says_sentry():
@@ -205,7 +229,7 @@ def test_service_rule_order():
     assert sentry_service({}, (), formats) == "fallback"
 
 
-def test_service_from_settings_is_validated_and_shown(monkeypatch):
+def test_service_from_settings_is_validated_and_shown():
     s = load_settings(
         env={
             "ERRORSTREAM_INGEST_SENTRY_SERVICE_FROM": "tag:app, server_name",
