@@ -4,11 +4,10 @@
 (``bench/bench_grouping.py``: Python / JavaScript / Java / Go exceptions and log messages),
 against ``v1_only_batch`` below: the same loop with ``decode_event`` (schema v1 only, no
 format detection), which is what the decoder ran before Sentry payloads were accepted on the
-ingest topic. Both run in the same process, taking turns batch by batch, each batch's best
-of ``--repeat`` (``best_per_event_us``); grouping caches are warmed by a first pass so both
-see the same steady state. Then the same events
-as Sentry payloads (no ``service``: detected by shape, converted by ``pipeline.sentry``,
-scrubbed) for the cost of that path.
+ingest topic. Both run in the same process, taking turns batch by batch, each batch's least
+CPU time of ``--repeat`` (``best_per_event_us``); grouping caches are warmed by a first pass
+so both see the same steady state. Then the same events as Sentry payloads (no ``service``:
+detected by shape, converted by ``pipeline.sentry``, scrubbed) for the cost of that path.
 
     python bench/bench_decode.py [--events 10000] [--repeat 10] [--batch 200]
 
@@ -64,18 +63,19 @@ def batches(payloads: list[bytes], size: int) -> list[list[tuple]]:
 
 
 def best_per_event_us(runs, chunks, repeat: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Per name: the sum over chunks of each chunk's fastest time, per event. The runs take
-    turns chunk by chunk, in an order that alternates, so a busy machine slows them alike;
-    the minimum drops the rounds another process took the core."""
+    """Per name: the sum over chunks of each chunk's least CPU time (this process's, so time
+    spent waiting for a core shared with other processes does not count), per event. The
+    runs take turns chunk by chunk, in an order that alternates, so what a busy machine does
+    to caches hits them alike."""
     best = {name: [float("inf")] * len(chunks[name]) for name in runs}
     names = list(runs)
     for round_ in range(repeat):
         for i in range(max(len(c) for c in chunks.values())):
             for name in names if round_ % 2 == 0 else names[::-1]:
                 if i < len(chunks[name]):
-                    started = time.perf_counter()
+                    started = time.process_time()
                     runs[name](chunks[name][i])
-                    best[name][i] = min(best[name][i], time.perf_counter() - started)
+                    best[name][i] = min(best[name][i], time.process_time() - started)
     return {
         name: sum(times) / sum(len(c) for c in chunks[name]) * 1e6 for name, times in best.items()
     }
