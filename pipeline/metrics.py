@@ -29,7 +29,8 @@ class Metrics:
         # decode / validate
         self.events_received = Counter(
             "errorstream_ingest_events_received_total",
-            "Raw events read from the ingest topic",
+            "Messages read from the ingest topic, by format (v1, sentry, sentry_envelope, unknown)",
+            ["format"],
             registry=r,
         )
         self.events_accepted = Counter(
@@ -37,8 +38,14 @@ class Metrics:
         )
         self.events_invalid = Counter(
             "errorstream_ingest_events_invalid_total",
-            "Events sent to the dead-letter topic, by reason",
-            ["reason"],
+            "Messages sent to the dead-letter topic, by reason and format",
+            ["reason", "format"],
+            registry=r,
+        )
+        self.envelope_items_skipped = Counter(
+            "errorstream_ingest_envelope_items_skipped_total",
+            "Items of Sentry envelopes on the ingest topic that are not events, by type",
+            ["type"],
             registry=r,
         )
         # stateful stage

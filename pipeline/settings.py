@@ -116,6 +116,28 @@ class Settings:
             maximum=5.0,
         ),
     )
+    # --- ingest formats: Sentry payloads on the ingest topic (docs/ingest-formats.md) ----
+    ingest_sentry_service_from: str = field(
+        default="header:service, tag:service",
+        metadata=_meta(
+            "where a Sentry payload's service comes from, first with a value wins: "
+            "`header:<kafka header>`, `tag:<tag key>`, `server_name`, `sdk.name`, "
+            "comma separated; none = ingest_sentry_default_service"
+        ),
+    )
+    ingest_sentry_default_service: str = field(
+        default="sentry",
+        metadata=_meta("service of a Sentry payload no ingest_sentry_service_from source names"),
+    )
+    ingest_sentry_scrub: int = field(
+        default=1,
+        metadata=_meta(
+            "1 = scrub Sentry payloads from the ingest topic with the SDK's rules (as the "
+            "gateway does)",
+            minimum=0,
+            maximum=1,
+        ),
+    )
     # --- worker state ------------------------------------------------------------------
     data_dir: str = field(
         default=".errorstream/data", metadata=_meta("folder for table stores and chDB data")
@@ -825,6 +847,12 @@ def _validate(s: Settings) -> None:
             parse(getattr(s, key))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    from pipeline.stages.formats import parse_service_sources
+
+    try:
+        parse_service_sources(s.ingest_sentry_service_from)
+    except ValueError as exc:
+        raise ConfigError(f"ingest_sentry_service_from: {exc}") from None
     from pipeline.grouping.settings import grouping_config
 
     try:
