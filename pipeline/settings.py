@@ -679,6 +679,7 @@ _SECTION_RULES: tuple[tuple[str, str], ...] = (
     ("partitions", "kafka"),
     ("replication_factor", "kafka"),
     ("decode_", "decode"),
+    ("ingest_", "decode"),
     ("grouping_", "grouping"),
     ("clickhouse_http_", "http"),
     ("clickhouse_", "sink"),
