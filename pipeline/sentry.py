@@ -533,7 +533,10 @@ def breadcrumbs_of(raw: Any) -> dict[str, Any] | None:
         if isinstance(ts, str | int | float) and not isinstance(ts, bool):
             crumb["timestamp"] = ts
         for key in ("category", "message", "level", "type"):
-            if (text := _str(c.get(key), 8192)) is not None:
+            value = c.get(key)
+            if value.__class__ is str:
+                crumb[key] = value if len(value) <= 8192 else value[:8192]
+            elif value is not None and (text := _str(value, 8192)) is not None:
                 crumb[key] = text
         if isinstance(c.get("data"), dict):
             crumb["data"] = c["data"]

@@ -46,10 +46,11 @@ class GatewayScrubber(Scrubber):
         self._source: dict[str, str] = {}
 
     def scrub_source_line(self, line: str) -> str:
+        """The scrubbed line, at most ``SOURCE_LINE_CHARS`` long (remembered)."""
         cache = self._source
         out = cache.get(line)
         if out is None:
-            out = self._scrub_string(line)
+            out = _cut(self._scrub_string(line), SOURCE_LINE_CHARS)
             if len(line) <= SOURCE_CACHE_CHARS:
                 if len(cache) >= SOURCE_CACHE_SIZE:
                     cache.clear()
@@ -122,7 +123,14 @@ def scrub_event(
     ``max_depth`` and ``max_chars``, the free-form parts (``ingest.free_form``) are also
     checked against those limits in the same walk (``LimitExceeded``)."""
     s = scrubber.scrub_string
-    line = getattr(scrubber, "scrub_source_line", s)
+    if isinstance(scrubber, GatewayScrubber):
+        line, known = scrubber.scrub_source_line, scrubber._source.get
+    else:
+
+        def line(text: str) -> str:
+            return _cut(s(text), SOURCE_LINE_CHARS)
+
+        known = {}.get
     if max_depth is None or max_chars is None:
         free = scrubber.scrub
     else:
@@ -144,10 +152,11 @@ def scrub_event(
             exc["value"] = _cut(s(exc["value"]), MESSAGE_CHARS)
         for f in (exc.get("stacktrace") or {}).get("frames", ()):
             if f.get("context_line"):
-                f["context_line"] = _cut(line(f["context_line"]), SOURCE_LINE_CHARS)
-            for key in ("pre_context", "post_context"):
-                if key in f:
-                    f[key] = [_cut(line(x), SOURCE_LINE_CHARS) for x in f[key]]
+                f["context_line"] = line(f["context_line"])
+            if "pre_context" in f:  # most lines are known: a lookup, no call
+                f["pre_context"] = [known(x) or line(x) for x in f["pre_context"]]
+            if "post_context" in f:
+                f["post_context"] = [known(x) or line(x) for x in f["post_context"]]
             if "vars" in f:
                 f["vars"] = free(f["vars"])
     for crumb in (event.get("breadcrumbs") or {}).get("values", ()):
