@@ -11,6 +11,10 @@ topic's end offsets are checked against that count afterwards.
 
 Without --bootstrap a throwaway broker is started with ``pipeline.kafka_local``. The gateway
 and the baseline each run in a child process; the load comes from this one (aiohttp client).
+
+Besides events/s (wall clock), the CPU seconds each server process used during the measured
+run are read from /proc: events per CPU second is what one process does with a core of its
+own, a figure that other work on a shared machine does not move much.
 """
 
 from __future__ import annotations
@@ -186,6 +190,12 @@ def bodies(n: int) -> list[bytes]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(cmd: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -293,7 +303,9 @@ def main() -> None:
         try:
             asyncio.run(load(gw_port, payloads, 500, args.concurrency))  # warm-up
             load_before = os.getloadavg()
+            cpu0 = cpu_seconds(gw.pid)
             g = asyncio.run(load(gw_port, payloads, args.requests, args.concurrency))
+            g["cpu"] = cpu_seconds(gw.pid) - cpu0
             load_gw = os.getloadavg()
         finally:
             gw.terminate()
@@ -315,13 +327,17 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.2)
             asyncio.run(load(base_port, payloads, 500, args.concurrency))
+            cpu0 = cpu_seconds(base.pid)
             b = asyncio.run(load(base_port, payloads, args.requests, args.concurrency))
+            b["cpu"] = cpu_seconds(base.pid) - cpu0
             load_base = os.getloadavg()
         finally:
             base.terminate()
             base.wait(30)
 
     accepted = g["statuses"].get(200, 0)
+    g_per_cpu = accepted / g["cpu"] if g["cpu"] else float("nan")
+    b_per_cpu = b["statuses"].get(200, 0) / b["cpu"] if b["cpu"] else float("nan")
     print(
         f"gateway:  {g['ok_per_s']:,.0f} accepted events/s, {accepted}/{args.requests} 200 "
         f"in {g['elapsed']:.2f} s, p50 {g['p50_ms']:.1f} ms, p99 {g['p99_ms']:.1f} ms, "
@@ -330,6 +346,11 @@ def main() -> None:
     print(
         f"baseline: {b['ok_per_s']:,.0f} requests/s (read body, reply), p50 {b['p50_ms']:.1f} ms, "
         f"p99 {b['p99_ms']:.1f} ms"
+    )
+    print(
+        f"CPU: gateway {g['cpu']:.2f} s = {g_per_cpu:,.0f} accepted events per CPU second "
+        f"({1e6 / g_per_cpu if g_per_cpu else 0:,.0f} us each); baseline {b['cpu']:.2f} s = "
+        f"{b_per_cpu:,.0f} requests per CPU second"
     )
     print(
         f"load average (1/5/15 min): before {load_before}, after gateway {load_gw}, after baseline {load_base}"
@@ -342,6 +363,14 @@ def main() -> None:
             "unit": "events/s",
             "baseline": round(b["ok_per_s"], 1),
             "ratio": round(g["ok_per_s"] / b["ok_per_s"], 3),
+        },
+        {
+            "bench": "gateway",
+            "figure": "accepted_events_per_cpu_second",
+            "value": round(g_per_cpu, 1),
+            "unit": "events/CPU s",
+            "baseline": round(b_per_cpu, 1),
+            "ratio": round(g_per_cpu / b_per_cpu, 3) if b_per_cpu else None,
         },
         {
             "bench": "gateway",
