@@ -8,6 +8,8 @@ the SDK's rules on a corpus of events with nested secrets and on generated strin
 
 * the SDK's exact precheck (``may_hold_secret``) lets most strings skip the value rules;
   frame source lines, which a code base repeats, are also remembered (``GatewayScrubber``);
+* strings that sit together (a mapping of strings such as frame vars or headers, the
+  breadcrumb messages) take one precheck over all of them joined, not one each;
 * ``scrub_event`` walks each free-form part (frame vars, request body and headers,
   contexts, extra, breadcrumb data, user data) once, checking the depth / field-size limits
   and scrubbing in the same pass;
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from errorstream_sdk.scrub import FILTERED, Scrubber
+from errorstream_sdk.scrub import FILTERED, Scrubber, may_hold_secret
 
 from pipeline.gateway.limits import LimitExceeded, check_json
 
@@ -58,6 +60,31 @@ class GatewayScrubber(Scrubber):
         return out
 
 
+# Joins strings for one precheck of them all: no value rule matches across it (it is not a
+# word, digit, space, quote or separator character), so if ``may_hold_secret`` finds
+# nothing in the joined text, no rule can change any of the strings
+# (test_scrub.py::test_one_precheck_over_joined_strings_implies_each).
+JOIN = "\x00"
+
+
+def none_may_hold_secret(strings: list[str], scrubber: Scrubber) -> bool:
+    """True if no built-in rule can change any of ``strings`` and there are no user
+    patterns: one precheck instead of one per string."""
+    return not scrubber._extra_patterns and not may_hold_secret(JOIN.join(strings))
+
+
+def _plain_leaf(value: dict, scrubber: Scrubber, max_chars: int) -> bool:
+    """A mapping of strings only, no secret key, all within ``max_chars``, none a rule can
+    change: what scrubbing returns unchanged (the common case: frame vars, headers)."""
+    sensitive = scrubber.key_is_sensitive
+    for k, v in value.items():
+        if v.__class__ is not str or k.__class__ is not str:
+            return False
+        if len(v) > max_chars or len(k) > max_chars or (v and sensitive(k)):
+            return False
+    return none_may_hold_secret(list(value.values()), scrubber)
+
+
 def _too_long(what: str, max_chars: int) -> LimitExceeded:
     return LimitExceeded(413, "field_too_large", f"a {what} is over {max_chars} characters")
 
@@ -80,6 +107,8 @@ def scrub_within(
     if cls is dict:
         if depth > max_depth:
             raise _too_deep(max_depth)
+        if _plain_leaf(value, scrubber, max_chars):
+            return dict(value)
         s, sensitive, out = scrubber.scrub_string, scrubber.key_is_sensitive, {}
         for k, v in value.items():
             if k.__class__ is not str:
@@ -159,8 +188,11 @@ def scrub_event(
                 f["post_context"] = [known(x) or line(x) for x in f["post_context"]]
             if "vars" in f:
                 f["vars"] = free(f["vars"])
-    for crumb in (event.get("breadcrumbs") or {}).get("values", ()):
-        if isinstance(crumb.get("message"), str):
+    crumbs = (event.get("breadcrumbs") or {}).get("values", ())
+    messages = [c["message"] for c in crumbs if c.get("message").__class__ is str]
+    scrub_messages = bool(messages) and not none_may_hold_secret(messages, scrubber)
+    for crumb in crumbs:
+        if scrub_messages and isinstance(crumb.get("message"), str):
             crumb["message"] = _cut(s(crumb["message"]), CRUMB_MESSAGE_CHARS)
         if crumb.get("data"):
             crumb["data"] = free(crumb["data"])

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.gateway.limits import LimitExceeded, check_json
-from pipeline.gateway.scrub import GatewayScrubber, scrub_event, scrub_within
+from pipeline.gateway.scrub import JOIN, GatewayScrubber, scrub_event, scrub_within
 from pipeline.sentry import to_event_v1
 from pipeline.stages.decode import DecodedEvent, validate_event
 
@@ -141,6 +141,17 @@ def test_digit_runs_the_card_rule_could_match_are_never_skipped(parts):
     text = "".join(parts)
     if not may_hold_secret(text):
         assert every_rule(text) == text
+
+
+@given(st.lists(STRINGS, min_size=1, max_size=6))
+@settings(max_examples=3000, deadline=None)
+def test_one_precheck_over_joined_strings_implies_each(parts):
+    if not may_hold_secret(JOIN.join(parts)):
+        assert not any(may_hold_secret(p) for p in parts)
+        assert all(every_rule(p) == p for p in parts)
+    # and the other way round: a string that may hold a secret makes the joined text so
+    if any(may_hold_secret(p) for p in parts):
+        assert may_hold_secret(JOIN.join(parts))
 
 
 def test_user_patterns_still_run_on_every_string():
