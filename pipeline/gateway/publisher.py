@@ -68,8 +68,10 @@ class Publisher:
         partitions: int = 4,
         replication_factor: int = 1,
         max_request_size: int = 2 * 1024 * 1024,
+        linger_ms: int = 1,
     ) -> None:
         self.bootstrap, self.topic, self.timeout = bootstrap, topic, timeout
+        self.linger_ms = linger_ms
         self.partitions, self.replication_factor = partitions, replication_factor
         self.max_request_size = max_request_size
         self._producer: AIOKafkaProducer | None = None
@@ -91,7 +93,7 @@ class Publisher:
             client_id="errorstream-gateway",
             acks="all",
             partitioner=key_partition,
-            linger_ms=1,
+            linger_ms=self.linger_ms,
             # many ~10 KB events per batch (the 16 KB default holds one or two)
             max_batch_size=1024 * 1024,
             max_request_size=self.max_request_size,
