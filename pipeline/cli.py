@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.control import register as register_issue
 
     register_issue(sub)
+    from pipeline.loadgen import register as register_loadgen
+
+    register_loadgen(sub)
     from pipeline.kafka_local import register as register_kafka
 
     register_kafka(sub)

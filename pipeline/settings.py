@@ -716,6 +716,11 @@ ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
     "gateway": ("kafka", "gateway", "http", "ops"),
     "notify": ("kafka", "notify", "http", "ops"),
 }
+# single keys a role receives beyond its sections: the decoder converts Sentry payloads read
+# from Kafka under the same JSON shape limits as the gateway (docs/ingest-formats.md)
+ROLE_KEYS: dict[str, tuple[str, ...]] = {
+    "decoder": ("gateway_max_json_depth", "gateway_max_field_chars"),
+}
 # derived values: the sections they are computed from
 _PROPERTY_SECTIONS = {"chdb_path": ("sink", "ops"), "effective_api_url": ("http",)}
 
@@ -736,8 +741,9 @@ class RoleSettings:
         self.__dict__["_role"] = role
         self.__dict__["_sections"] = sections
         self.__dict__["_settings"] = settings
+        keys = ROLE_KEYS.get(role, ())
         for f in fields(settings):
-            if section_of(f.name) in sections:
+            if section_of(f.name) in sections or f.name in keys:
                 self.__dict__[f.name] = getattr(settings, f.name)
         for name, needs in _PROPERTY_SECTIONS.items():
             if all(section in sections for section in needs):
@@ -763,7 +769,7 @@ class RoleSettings:
         return self._settings.replace(**changes).for_role(self._role)
 
     def masked(self) -> dict[str, Any]:
-        own = {f.name for f in fields(self._settings) if section_of(f.name) in self._sections}
+        own = {f.name for f in fields(self._settings) if f.name in self.__dict__}
         return {k: v for k, v in self._settings.masked().items() if k in own}
 
     def __repr__(self) -> str:

@@ -2,13 +2,18 @@
 
     envelope  parse -> count items by type -> `event` items: size, JSON ->
               pipeline.sentry.to_event_v1 (every value cut to the schema's bounds) ->
-              depth / field-size limits on the parts passed through as sent (free_form) ->
-              scrub -> schema v1 check -> records
+              scrub + depth / field-size limits on the parts passed through as sent
+              (free_form), in one walk -> records
     store     one Sentry event (legacy clients may send it base64 + zlib) -> the same
     v1        schema v1 JSON object or JSON lines -> limits -> schema v1 check -> scrub
 
 The decoder runs the same ``from_envelope`` / ``from_sentry_payload`` on Sentry payloads
 read from the ingest topic (``pipeline.stages.formats``): one conversion for both paths.
+
+A converted event is not checked against schema v1 again: the conversion fits every value
+to the schema and scrubbing cuts what it lengthened back to those bounds (property-tested in
+tests/unit/gateway/test_sentry_conversion.py and test_scrub.py), and the worker validates
+every record it decodes all the same. Events sent as schema v1 are checked, being as sent.
 
 Any refusal is a ``Refused`` with the HTTP status, a reason code (the label of the rejects
 metric) and a short message for the client: no internal detail.
@@ -120,6 +125,19 @@ def _limit_free_form(event: dict[str, Any], limits: IngestLimits, what: str) -> 
             _limit(part, limits, what)
 
 
+def _finish_converted(
+    event: dict[str, Any], limits: IngestLimits, scrubber: Scrubber | None, what: str
+) -> dict[str, Any]:
+    """Limits on the free-form parts and scrubbing (one walk when scrubbing is on)."""
+    if scrubber is None:
+        _limit_free_form(event, limits, what)
+        return event
+    try:
+        return scrub_event(event, scrubber, limits.max_json_depth, limits.max_field_chars)
+    except LimitExceeded as exc:
+        raise Refused(exc.status, exc.reason, f"{what}: {exc.detail}") from None
+
+
 def _checked(event: dict[str, Any], what: str) -> dict[str, Any]:
     result = validate_event(event)
     if isinstance(result, Invalid):
@@ -159,10 +177,7 @@ def _sentry_event(
         event_id=event_id,
         client_ip=client_ip,
     )
-    _limit_free_form(event, limits, what)
-    if scrubber is not None:
-        scrub_event(event, scrubber)
-    _add(batch, _checked(event, what))
+    _add(batch, _finish_converted(event, limits, scrubber, what))
 
 
 def parse(body: bytes) -> Envelope:

@@ -45,7 +45,6 @@ from pipeline.stages.decode import (
     REASON_TOO_LARGE,
     DecodedEvent,
     Invalid,
-    parse_timestamp,
     validate_event,
 )
 
@@ -240,7 +239,14 @@ def _sentry(
         if fmt == SENTRY:  # the detail starts with "sentry event: " already
             return Message(fmt, [], Invalid(reason, exc.detail))
         return _invalid(fmt, reason, exc.detail)
-    events = [DecodedEvent(e, parse_timestamp(e["timestamp"])) for e in batch.events]
+    # The gateway does not check its conversion against schema v1 again (property-tested to
+    # fit); the worker checks every event it decodes, converted ones included.
+    events = []
+    for event in batch.events:
+        result = validate_event(event)
+        if result.__class__ is not DecodedEvent:
+            return _invalid(fmt, result.reason, f"converted event: {result.error}")  # type: ignore[union-attr]
+        events.append(result)
     skipped = {t: n for t, n in batch.items.items() if t != "event"} or None
     return Message(fmt, events, None, skipped)
 
