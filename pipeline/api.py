@@ -92,6 +92,7 @@ def build_api(
             until,
             order=q.get("order", "count"),
             limit=_limit(q, 50),
+            priority=q.get("priority", ""),
             **_filters(q, ("service", "level", "release", "environment")),
         )
         return _json(data)
@@ -260,7 +261,12 @@ OPENAPI: dict[str, Any] = {
                     "order",
                     "count, users, growth (vs the previous period) or new (first seen in range)",
                     {"type": "string", "enum": list(queries.TOP_ORDERS)},
-                )
+                ),
+                _param(
+                    "priority",
+                    "only issues of this priority",
+                    {"type": "string", "enum": ["high", "medium", "low"]},
+                ),
             ],
         ),
         "/api/issues": _get(

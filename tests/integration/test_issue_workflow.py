@@ -210,6 +210,9 @@ def test_endpoints_actions_and_audit(pipeline):
     assert prio[fps["d"]] == "high" and prio[fps["a"]] == "medium"
     _, high = request(worker, "GET", "/api/issues?priority=high")
     assert [i["fingerprint"] for i in high["issues"]] == [fps["d"]] and high["total"] == 1
+    _, top = request(worker, "GET", "/api/top?since=1h&priority=high")
+    assert [(i["fingerprint"], i["priority"]) for i in top["issues"]] == [(fps["d"], "high")]
+    assert request(worker, "GET", "/api/top?since=1h&priority=urgent")[0] == 400
     _, page = request(worker, "GET", "/api/issues?sort=count&order=asc&limit=2&offset=1")
     assert page["total"] == 4 and len(page["issues"]) == 2
     _, by_level = request(worker, "GET", "/api/issues?level=fatal&environment=prod")
