@@ -453,10 +453,20 @@ def run_standalone(settings) -> int:
     publisher = CommandPublisher(settings.topic_control, None)
 
     async def kafka_producer(_app):
-        publisher.producer = AIOKafkaProducer(**client_config(settings, "api"), acks="all")
-        await publisher.producer.start()
+        producer = AIOKafkaProducer(**client_config(settings, "api"), acks="all")
+        try:
+            await asyncio.wait_for(producer.start(), 15)
+        except Exception as exc:  # reads still work; actions answer 503 until a restart
+            print(
+                f"errorstream api: cannot reach Kafka ({exc!r}); issue actions are off",
+                file=sys.stderr,
+            )
+            await producer.stop()
+        else:
+            publisher.producer = producer
         yield
-        await publisher.producer.stop()
+        if publisher.producer is not None:
+            await publisher.producer.stop()
 
     app = build_api(
         backend,
