@@ -187,7 +187,7 @@ def build_api(
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/api/top", top)
-    add_issue_routes(app, backend, publisher)  # /api/issues...
+    add_issue_routes(app, backend, publisher, metrics)  # /api/issues...
     app.router.add_get("/api/breakdown", breakdown)
     app.router.add_get("/api/alerts", alerts_view)
     app.router.add_get("/api/mttr", mttr)
