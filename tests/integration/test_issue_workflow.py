@@ -456,3 +456,50 @@ def test_similar_issues_and_cross_partition_merge_count_exactly(pipeline, tmp_pa
         timeout=60,
     )
     assert [i["fingerprint"] for i in orjson.loads(listed.stdout)["issues"]] == [fc]
+
+
+def test_cross_partition_merge_between_two_workers(kafka_bootstrap, tmp_path):
+    """Each worker owns one partition: the source's worker never holds the target's state
+    (only, perhaps, a standby replica), so the merge must go through the forwarded state."""
+    from pipeline.control import make_command, send_command
+    from pipeline.kafka_local import free_ports
+    from pipeline.settings import load_settings
+    from tests.integration.test_stream_agents import issue_counts
+
+    env = pipeline_env(kafka_bootstrap, tmp_path / "a", partitions=PARTITIONS)
+    port, ch_port = free_ports(2)
+    env_b = {
+        **env,
+        "ERRORSTREAM_WEB_PORT": str(port),
+        "ERRORSTREAM_CLICKHOUSE_HTTP_PORT": str(ch_port),
+        "ERRORSTREAM_DATA_DIR": str(tmp_path / "b"),
+    }
+    picked = pick_issues()
+    fa, fb = picked["a"][2], picked["b"][2]
+    a = WorkerProcess(env, tmp_path / "a.log").start()
+    b = None
+    try:
+        b = WorkerProcess(env_b, tmp_path / "b.log").start()
+        time.sleep(3)  # the rebalance that gives b its partition
+
+        def live(expected):
+            def done():
+                got = issue_counts(a, b)
+                return got if all(got.get(fp) == n for fp, n in expected.items()) else None
+
+            return a.wait_for(done, timeout=90) or issue_counts(a, b)
+
+        produce(env, [event(*picked["a"][:2]) for _ in range(4)])
+        produce(env, [event(*picked["b"][:2]) for _ in range(3)])
+        assert live({fa: 4, fb: 3}) == {fa: 4, fb: 3}
+        settings = load_settings(env=env)
+        asyncio.run(send_command(settings, make_command("merge", fa, into=fb, actor="t")))
+        assert live({fb: 7}) == {fb: 7}  # the tombstone of a is not listed
+        produce(env, [event(*picked["a"][:2]) for _ in range(5)])
+        assert live({fb: 12}) == {fb: 12}
+        time.sleep(2)
+        assert issue_counts(a, b) == {fb: 12}
+    finally:
+        code_b = b.stop() if b else None
+        code_a = a.stop()
+    assert (code_a, code_b) == (0, 0)
