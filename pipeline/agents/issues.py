@@ -6,6 +6,11 @@ first), then the state (one changelog write per changed key), then the processed
 Acked by hand, in order, once its processed envelope is delivered (``AckWhenDelivered``),
 without waiting for that delivery before starting the next envelope.
 
+Cross-partition merges: an event, a command or a merged issue's state whose issue lives in
+another partition (each issue state records its partition, ``p``) is sent on to that
+partition's by-fingerprint topic with the envelope's other output, and acked with it
+(docs/issues.md, "Merges across partitions").
+
 State, all co-partitioned with the by-fingerprint topic and changelog-backed:
     dedup (event_id window) · aliases (secondary/merged → canonical fingerprint)
     issues (issue state) · services (per-partition share) · minutes (exact counts)
@@ -148,7 +153,8 @@ class IssuesAgent:
         st = State(*(Overlay(self.tables[name]) for name in TABLES))
         alerts: list[dict] = []
         processed: list = []  # serialized records, or (fingerprint, record) of events
-        forwards: list[tuple[str, bytes]] = []  # (target fingerprint, by-fingerprint line)
+        # (target fingerprint, by-fingerprint line, its partition or None: the key's)
+        forwards: list[tuple[str, bytes, int | None]] = []
         for index, line in enumerate(unpack(msg.value)):
             record, rest = read_by_fingerprint_line(line)
             pos = position(msg.offset, index)
