@@ -2,7 +2,9 @@
 
 Served by the worker (it owns the embedded ClickHouse) or standalone against a server
 (``errorstream api``). ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` are
-open; ``/api/*`` needs ``Authorization: Bearer <api_token>`` when a token is configured.
+open; everything else (``/api/*`` and the dashboard at ``/``) needs a bearer token, basic
+auth or a dashboard session when authentication is configured, and actions pass the CSRF
+rules of ``pipeline.dashboard.auth`` (docs/dashboard.md).
 Every ``/api`` query takes ``since`` / ``until`` as epoch seconds or a duration back from
 now (``6h``); the OpenAPI description is ``OPENAPI`` below (also in docs/openapi.json).
 """
@@ -53,7 +55,12 @@ def build_api(
     readiness: Readiness,
     api_token: str = "",
     issues_view: Callable[[], list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]] | None = None,
+    settings: Any = None,
 ) -> web.Application:
+    """The API app. With ``settings`` (the worker's sink and ``errorstream api``), the
+    dashboard is served too and ``pipeline.dashboard.auth`` authenticates every route;
+    without, only ``api_token`` guards ``/api/*`` (embedding in tests)."""
+
     @web.middleware
     async def auth(request: web.Request, handler):
         if api_token and request.path.startswith("/api/"):
@@ -188,6 +195,10 @@ def build_api(
 
     app = web.Application(middlewares=[auth], client_max_size=1024 * 1024)
     add_ops_routes(app.router, metrics.registry, readiness)  # /healthz /readyz /metrics
+    if settings is not None:  # the dashboard, and authentication / CSRF for every route
+        from pipeline import dashboard
+
+        dashboard.add_routes(app, settings, backend)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/api/top", top)
@@ -346,7 +357,7 @@ def run_standalone(settings) -> int:
         backend,
         Metrics(),
         lambda: {"clickhouse": True},
-        api_token=settings.api_token,
+        settings=settings,
     )
     try:
         web.run_app(app, host=settings.web_host, port=settings.web_port, print=None)
