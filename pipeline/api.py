@@ -22,6 +22,7 @@ from aiohttp import web
 
 from pipeline import queries
 from pipeline.health import Readiness, add_ops_routes
+from pipeline.issues_api import add_issue_routes
 from pipeline.metrics import Metrics
 from pipeline.storage import Backend, StorageError
 
@@ -55,11 +56,14 @@ def build_api(
     readiness: Readiness,
     api_token: str = "",
     issues_view: Callable[[], list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]] | None = None,
+    publisher: Any = None,
     settings: Any = None,
 ) -> web.Application:
-    """The API app. With ``settings`` (the worker's sink and ``errorstream api``), the
-    dashboard is served too and ``pipeline.dashboard.auth`` authenticates every route;
-    without, only ``api_token`` guards ``/api/*`` (embedding in tests)."""
+    """The app; ``publisher`` (``control.CommandPublisher``) lets ``POST
+    /api/issues/{fp}/actions`` publish commands (``pipeline/issues_api.py``). With
+    ``settings`` (the worker's sink and ``errorstream api``), the dashboard is served too
+    and ``pipeline.dashboard.auth`` authenticates every route; without, only ``api_token``
+    guards ``/api/*`` (embedding in tests)."""
 
     @web.middleware
     async def auth(request: web.Request, handler):
@@ -96,16 +100,6 @@ def build_api(
             limit=_limit(q, 50),
             **_filters(q, ("service", "level", "release", "environment")),
         )
-        return _json(data)
-
-    async def issue(request):
-        q = request.query
-        since, until = _time_range(q, default=90 * 86400) if "since" in q else (0.0, None)
-        data = await run(
-            queries.issue_detail, backend, request.match_info["fingerprint"], since, until
-        )
-        if data is None:
-            return _error(404, "no such issue")
         return _json(data)
 
     async def breakdown(request):
@@ -202,7 +196,7 @@ def build_api(
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/api/top", top)
-    app.router.add_get("/api/issues/{fingerprint}", issue)
+    add_issue_routes(app, backend, publisher)  # /api/issues...
     app.router.add_get("/api/breakdown", breakdown)
     app.router.add_get("/api/alerts", alerts_view)
     app.router.add_get("/api/mttr", mttr)
@@ -279,11 +273,111 @@ OPENAPI: dict[str, Any] = {
                 )
             ],
         ),
+        "/api/issues": _get(
+            "Issues with filters, sorted, one page (docs/issues.md)",
+            [
+                _param(
+                    "status",
+                    "unresolved, resolved, ignored or merged (default: all but merged)",
+                    {"type": "string", "enum": ["unresolved", "resolved", "ignored", "merged"]},
+                ),
+                _param(
+                    "priority",
+                    "high, medium or low",
+                    {"type": "string", "enum": ["high", "medium", "low"]},
+                ),
+                _param("service", "only this service"),
+                _param("environment", "only issues with events in this environment"),
+                _param("release", "only issues with events in this release"),
+                _param("level", "only issues with events of this level"),
+                _param("category", "only this category"),
+                _param("q", "text in the title or culprit, or a fingerprint prefix"),
+                _param(
+                    "sort",
+                    "last_seen, first_seen, count, users or priority",
+                    {
+                        "type": "string",
+                        "enum": ["last_seen", "first_seen", "count", "users", "priority"],
+                    },
+                ),
+                _param("order", "desc or asc", {"type": "string", "enum": ["desc", "asc"]}),
+                _param("since", "last seen at or after: epoch seconds or a duration back"),
+                _param("until", "first seen before: epoch seconds or a duration back"),
+                _param("limit", "rows at most (1-1000, default 50)", {"type": "integer"}),
+                _param("offset", "rows to skip", {"type": "integer", "minimum": 0}),
+            ],
+        ),
         "/api/issues/{fingerprint}": _get(
-            "One issue: state, totals, users, release / environment / level breakdowns, "
-            "latest stored event with its stack trace",
+            "One issue: state (status, priority, assignee, merged_into), totals, users, "
+            "release / environment / level breakdowns, latest stored event with its stack "
+            "trace, audit (newest first) and similar issues",
             [_param("fingerprint", "the issue", where="path")] + _RANGE,
         ),
+        "/api/issues/{fingerprint}/similar": _get(
+            "Merge candidates: issues with the most alike grouping components (MinHash "
+            "estimate of the Jaccard similarity, 0..1, highest first)",
+            [
+                _param("fingerprint", "the issue", where="path"),
+                _param("limit", "rows at most (1-100, default 10)", {"type": "integer"}),
+            ],
+        ),
+        "/api/issues/{fingerprint}/audit": _get(
+            "Every command applied to the issue: at, actor, action, reason, source, details",
+            [_param("fingerprint", "the issue", where="path")] + _LIMIT,
+        ),
+        "/api/issues/{fingerprint}/actions": {
+            "post": {
+                "summary": "Publish a command: resolve, ignore, unresolve, merge, unmerge, "
+                "assign or priority (docs/issues.md); the state follows within a second",
+                "parameters": [_param("fingerprint", "the issue", where="path")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["action"],
+                                "properties": {
+                                    "action": {
+                                        "type": "string",
+                                        "enum": [
+                                            "resolve",
+                                            "ignore",
+                                            "unresolve",
+                                            "merge",
+                                            "unmerge",
+                                            "assign",
+                                            "priority",
+                                        ],
+                                    },
+                                    "reason": {"type": "string"},
+                                    "in_release": {"type": "string"},
+                                    "in_next_release": {"type": "boolean"},
+                                    "until_count": {"type": "integer", "minimum": 1},
+                                    "until_count_window": {"type": "integer", "minimum": 60},
+                                    "until_users": {"type": "integer", "minimum": 1},
+                                    "for_seconds": {"type": "number", "minimum": 0},
+                                    "until_escalating": {"type": "boolean"},
+                                    "into": {"type": "string"},
+                                    "assignee": {"type": ["string", "null"]},
+                                    "priority": {
+                                        "type": "string",
+                                        "enum": ["high", "medium", "low", "auto"],
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {"description": 'published: {"command": {...}}'},
+                    "400": {"description": "a bad command; the body names the field"},
+                    "401": {"description": "not authenticated"},
+                    "404": {"description": "no such issue"},
+                    "503": {"description": "Kafka did not take the command"},
+                },
+            }
+        },
         "/api/breakdown": _get(
             "Events, users and issues per category, level, service, release or environment",
             _RANGE
@@ -353,12 +447,29 @@ def run_standalone(settings) -> int:
     except StorageError as exc:
         print(f"errorstream api: ClickHouse: {exc}", file=sys.stderr)
         return 2
+    from aiokafka import AIOKafkaProducer
+
+    from pipeline.control import CommandPublisher
+    from pipeline.kafka_clients import client_config
+
+    # issue actions are published on the control topic with a producer of this process,
+    # created and started on the app's loop
+    publisher = CommandPublisher(settings.topic_control, None)
+
+    async def kafka_producer(_app):
+        publisher.producer = AIOKafkaProducer(**client_config(settings, "api"), acks="all")
+        await publisher.producer.start()
+        yield
+        await publisher.producer.stop()
+
     app = build_api(
         backend,
         Metrics(),
         lambda: {"clickhouse": True},
+        publisher=publisher,
         settings=settings,
     )
+    app.cleanup_ctx.append(kafka_producer)
     try:
         web.run_app(app, host=settings.web_host, port=settings.web_port, print=None)
     finally:

@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-kafka", action="store_true", help="use the broker at kafka_bootstrap")
     p.set_defaults(func=cmd_demo)
 
-    from pipeline.control import register as register_issue
+    from pipeline.issues_cli import register as register_issue
 
     register_issue(sub)
     from pipeline.kafka_local import register as register_kafka

@@ -95,6 +95,11 @@ class Metrics:
             ["command"],
             registry=r,
         )
+        self.merge_forwards = Counter(
+            "errorstream_issues_merge_forwards_total",
+            "Events, commands and merged states sent on to a merge target's partition",
+            registry=r,
+        )
         self.alerts_emitted = Counter(
             "errorstream_alerts_emitted_total",
             "Alerts sent to the alerts topic, by kind",

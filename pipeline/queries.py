@@ -345,7 +345,7 @@ SELECT fingerprint, service, title, culprit, category, status,
        toUnixTimestamp64Milli(last_seen) / 1000 AS last_seen,
        count, users, levels,
        toUnixTimestamp64Milli(resolved_at) / 1000 AS resolved_at,
-       resolved_in_release, version
+       resolved_in_release, priority, priority_source, assignee, merged_into, version
 FROM {db}.issues FINAL
 WHERE fingerprint IN {fingerprints:Array(String)}
 """
@@ -364,7 +364,8 @@ def _issue(row: dict[str, Any]) -> dict[str, Any]:
         out[key] = int(out[key])
     for key in ("first_seen", "last_seen", "resolved_at"):
         out[key] = None if out.get(key) is None else float(out[key])
-    out["resolved_in_release"] = out.get("resolved_in_release") or None
+    for key in ("resolved_in_release", "assignee", "merged_into"):
+        out[key] = out.get(key) or None
     return out
 
 

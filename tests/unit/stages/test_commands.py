@@ -33,7 +33,7 @@ def test_canonical_prefers_an_alias_then_a_known_secondary():
 def test_merge_moves_counts_leaves_an_alias_and_reports_both_snapshots():
     issues = states("a", "a", "b")
     out = command_outcome(make_command("merge", "a", into="b"), 10**9, issues, {})
-    assert out.deleted == ["a"] and out.aliases == {"a": "b"}
+    assert out.aliases == {"a": "b"} and out.issues["a"]["issue"]["merged_into"] == "b"
     assert out.issues["b"]["issue"]["count"] == 3
     merged, gone = out.snapshots
     assert merged["fingerprint"] == "b" and gone["merged_into"] == "b"
