@@ -192,7 +192,7 @@ def build_api(
     if settings is not None:  # the dashboard, and authentication / CSRF for every route
         from pipeline import dashboard
 
-        dashboard.add_routes(app, settings, backend)
+        dashboard.add_routes(app, settings, backend, metrics)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/api/top", top)
@@ -234,7 +234,7 @@ def _get(summary: str, params: list, schema: dict | None = None, media="applicat
             "responses": {
                 "200": {"description": "OK", "content": {media: {"schema": schema or _OBJ}}},
                 "400": {"description": "a bad parameter; the body names it"},
-                "401": {"description": "missing or wrong bearer token (when one is set)"},
+                "401": {"description": "not authenticated (when authentication is configured)"},
                 "503": {"description": "ClickHouse failed the query"},
             },
         }
@@ -250,9 +250,13 @@ OPENAPI: dict[str, Any] = {
         "bodies were shed by admission control or sampling; exports hold stored bodies.",
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "basic": {"type": "http", "scheme": "basic"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "errorstream_session"},
+        },
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"basic": []}, {"session": []}],
     "paths": {
         "/api/timeline": _get(
             "Event counts per bucket, gaps filled with zero",
@@ -373,11 +377,31 @@ OPENAPI: dict[str, Any] = {
                     "202": {"description": 'published: {"command": {...}}'},
                     "400": {"description": "a bad command; the body names the field"},
                     "401": {"description": "not authenticated"},
+                    "403": {
+                        "description": "cross-origin, or a session cookie without the "
+                        "X-CSRF-Token header (docs/dashboard.md)"
+                    },
                     "404": {"description": "no such issue"},
                     "503": {"description": "Kafka did not take the command"},
                 },
             }
         },
+        "/api/issues/{fingerprint}/events": _get(
+            "The issue's latest stored events: message, user, tags, stack trace",
+            [_param("fingerprint", "the issue", where="path")]
+            + _RANGE
+            + [_param("limit", "rows at most (1-200, default 20)", {"type": "integer"})],
+        ),
+        "/api/issues/{fingerprint}/users": _get(
+            "The users with the most stored events of the issue",
+            [_param("fingerprint", "the issue", where="path")]
+            + _RANGE
+            + [_param("limit", "rows at most (1-200, default 20)", {"type": "integer"})],
+        ),
+        "/api/issues/{fingerprint}/tags": _get(
+            "Per tag key, the most frequent values over the issue's stored events",
+            [_param("fingerprint", "the issue", where="path")] + _RANGE,
+        ),
         "/api/breakdown": _get(
             "Events, users and issues per category, level, service, release or environment",
             _RANGE

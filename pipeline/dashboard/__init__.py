@@ -3,7 +3,7 @@ vanilla JS modules, no build step, nothing from another origin), served by the q
 aiohttp app, plus the authentication / CSRF middleware of the whole API (``auth``) and the
 read endpoints only the dashboard uses (``reads``). docs/dashboard.md describes it.
 
-``add_routes(app, settings, backend)`` is the one call ``pipeline.api.build_api`` makes:
+``add_routes(app, settings, backend, metrics)`` is the one call ``pipeline.api.build_api`` makes:
 
     /                     the dashboard (hash routes: #/overview, #/issues, #/issue/<fp>, #/live)
     /dashboard/login      the login page (token or user / password)
@@ -69,7 +69,7 @@ def set_session(response: web.StreamResponse, request: web.Request, sessions: Se
     )
 
 
-def add_routes(app: web.Application, settings: Any, backend: Any) -> None:
+def add_routes(app: web.Application, settings: Any, backend: Any, metrics: Any = None) -> None:
     """Serve the dashboard and put the auth / CSRF / security-header middleware in front
     of every route of ``app`` (call before the app starts)."""
     check_api_bind(settings)  # the CLI checked already; an embedding caller gets it here
@@ -77,7 +77,7 @@ def add_routes(app: web.Application, settings: Any, backend: Any) -> None:
     sessions = Sessions()
     app[CREDENTIALS_KEY] = credentials
     app[SESSIONS_KEY] = sessions
-    app.middlewares.insert(0, middleware(credentials, sessions))
+    app.middlewares.insert(0, middleware(credentials, sessions, metrics))
 
     def has_session(request: web.Request) -> bool:
         cookie = request.cookies.get(SESSION_COOKIE, "")

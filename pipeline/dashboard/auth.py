@@ -73,9 +73,10 @@ TOKEN_USER = "token"
 class AuthError(Exception):
     """A refused request: ``status`` 401 (who are you) or 403 (not like this)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason  # the label of errorstream_api_requests_refused_total
 
 
 def _eq(a: str, b: str) -> bool:
@@ -125,13 +126,15 @@ class Credentials:
             try:
                 decoded = base64.b64decode(value.strip(), validate=True).decode()
             except (binascii.Error, UnicodeDecodeError):
-                raise AuthError(401, "malformed basic authorization header") from None
+                raise AuthError(
+                    401, "malformed basic authorization header", "credentials"
+                ) from None
             name, sep, password = decoded.partition(":")
             user = self.check_password(name, password) if sep else None
         else:
-            raise AuthError(401, f"unsupported authorization scheme {scheme!r}")
+            raise AuthError(401, f"unsupported authorization scheme {scheme!r}", "credentials")
         if user is None:
-            raise AuthError(401, "wrong credentials")
+            raise AuthError(401, "wrong credentials", "credentials")
         return user
 
 
@@ -190,27 +193,27 @@ def check_request(
     """Authenticate one request and apply the CSRF rules. Returns the user name
     (``anonymous`` when authentication is off); raises AuthError otherwise."""
     if not credentials.enabled and _host_name(headers.get("Host", "")) not in LOOPBACK_HOSTS:
-        raise AuthError(403, "authentication is off: only a loopback Host is served")
+        raise AuthError(403, "authentication is off: only a loopback Host is served", "host")
     unsafe = method.upper() not in SAFE_METHODS
     if unsafe:
         origin = headers.get("Origin", "")
         if origin and origin != "null" and urlsplit(origin).netloc != headers.get("Host", ""):
-            raise AuthError(403, "cross-origin request refused")
+            raise AuthError(403, "cross-origin request refused", "cross_origin")
         if origin == "null" or headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site"):
-            raise AuthError(403, "cross-site request refused")
+            raise AuthError(403, "cross-site request refused", "cross_origin")
     cookie = cookies.get(SESSION_COOKIE, "")
     session_user = sessions.user(cookie) if cookie else None
     header_user = credentials.check_header(headers.get("Authorization", ""))
     if unsafe and session_user is not None:
         sent = headers.get(CSRF_HEADER, "")
         if not sent or not _eq(sent, sessions.csrf_token(cookie)):
-            raise AuthError(403, f"missing or wrong {CSRF_HEADER} header")
+            raise AuthError(403, f"missing or wrong {CSRF_HEADER} header", "csrf")
     user = header_user or session_user
     if user is not None:
         return user
     if path in OPEN_PATHS or not credentials.enabled:
         return ANONYMOUS
-    raise AuthError(401, "authentication required")
+    raise AuthError(401, "authentication required", "unauthenticated")
 
 
 def is_page(path: str) -> bool:
@@ -221,7 +224,7 @@ def is_page(path: str) -> bool:
     )
 
 
-def middleware(credentials: Credentials, sessions: Sessions):
+def middleware(credentials: Credentials, sessions: Sessions, metrics=None):
     @web.middleware
     async def auth(request: web.Request, handler):
         try:
@@ -234,6 +237,8 @@ def middleware(credentials: Credentials, sessions: Sessions):
                 sessions,
             )
         except AuthError as exc:
+            if metrics is not None:
+                metrics.api_refused.labels(exc.reason).inc()
             if exc.status == 401 and request.method == "GET" and is_page(request.path):
                 response: web.StreamResponse = web.HTTPFound("/dashboard/login")
             else:

@@ -20,6 +20,7 @@ from pipeline.dashboard.auth import (
     Sessions,
     check_request,
 )
+from pipeline.metrics import Metrics
 from pipeline.settings import ConfigError, check_api_bind, load_settings
 
 HOST = {"Host": "127.0.0.1:6066"}
@@ -189,7 +190,7 @@ def test_http_auth_settings_validated_and_masked():
 
 
 # -- the middleware in an app ------------------------------------------------------------------
-async def make_client(**overrides) -> TestClient:
+async def make_client(metrics=None, **overrides) -> TestClient:
     settings = load_settings(env={}, overrides=overrides)
     app = web.Application()
 
@@ -205,14 +206,15 @@ async def make_client(**overrides) -> TestClient:
     app.router.add_get("/api/top", top)
     app.router.add_post("/api/issues/{fp}/actions", action)
     app.router.add_get("/healthz", healthz)
-    dashboard.add_routes(app, settings, backend=None)
+    dashboard.add_routes(app, settings, backend=None, metrics=metrics)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return client
 
 
 async def test_middleware_401_login_redirect_session_and_csrf():
-    client = await make_client(http_auth_user="alice", http_auth_password="pw-456")
+    metrics = Metrics()
+    client = await make_client(metrics, http_auth_user="alice", http_auth_password="pw-456")
     try:
         r = await client.get("/api/top")
         assert r.status == 401 and "error" in await r.json()
@@ -250,6 +252,11 @@ async def test_middleware_401_login_redirect_session_and_csrf():
         r = await client.delete("/dashboard/session", headers={"X-CSRF-Token": csrf})
         assert r.status == 200
         assert (await client.get("/api/top")).status == 401
+        refused = metrics.api_refused
+        # /api/top twice and / once without credentials; one CSRF refusal
+        assert refused.labels("unauthenticated")._value.get() == 3
+        assert refused.labels("csrf")._value.get() == 1
+        assert refused.labels("credentials")._value.get() == 0  # a wrong login is no request
     finally:
         await client.close()
 
