@@ -17,6 +17,8 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +116,14 @@ def pipeline(kafka_broker, tmp_path_factory):
             return counts if counts["events"] >= len(events) else None
 
         assert worker.wait_for(stored, timeout=90) == {"events": len(events), "issues": len(fps)}
-        yield {"worker": worker, "api": api, "events": events, "fps": fps, "tmp": tmp}
+        yield {
+            "worker": worker,
+            "api": api,
+            "events": events,
+            "fps": fps,
+            "tmp": tmp,
+            "bootstrap": kafka_broker.bootstrap,
+        }
     except BaseException:
         print(worker.log())
         raise
@@ -339,6 +348,33 @@ def test_dashboard_in_a_real_browser(pipeline):
             page.wait_for_selector("table.issues tbody tr a")
             assert page.get_by_text(XSS_MESSAGE, exact=True).count() == 1
             assert page.locator("img[src=x], main script").count() == 0
+
+            # live alerts: a new issue's alert shows up without a reload
+            page.goto(f"{base}/#/live")
+            page.wait_for_function(
+                "() => document.querySelectorAll('table.live tbody tr').length >= 5"
+            )
+            late = {
+                **events[0],
+                "event_id": uuid.uuid4().hex,
+                "timestamp": time.time(),
+                "exception": {
+                    "values": [{"type": "LateArrivalError", "value": "arrived while watching"}]
+                },
+            }
+            with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+                pool.submit(
+                    asyncio.run,
+                    produce(
+                        pipeline["bootstrap"],
+                        pipeline["worker"].env["ERRORSTREAM_TOPIC_EVENTS"],
+                        [orjson.dumps(late)],
+                    ),
+                ).result(timeout=30)
+            page.wait_for_selector(
+                "table.live tr.fresh:has-text('LateArrivalError')", timeout=30_000
+            )
+            assert page.text_content("#live-count") == "1"
             page.wait_for_timeout(500)
             assert dialogs == [], f"an alert dialog fired: {dialogs}"
             assert errors == [], f"page errors: {errors}"
