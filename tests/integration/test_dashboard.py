@@ -380,3 +380,32 @@ def test_dashboard_in_a_real_browser(pipeline):
             assert errors == [], f"page errors: {errors}"
         finally:
             browser.close()
+
+
+def test_cli_authenticates_with_the_token_or_basic_auth(pipeline):
+    import subprocess
+    import sys
+
+    worker = pipeline["worker"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ERRORSTREAM_")}
+    base = {**clean, "ERRORSTREAM_API_URL": worker.api}
+
+    def cli(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "query", "top", "--since", "1h", "--json"],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    fps = set(pipeline["fps"].values())
+    for env in (
+        {"ERRORSTREAM_API_TOKEN": TOKEN},
+        {"ERRORSTREAM_HTTP_AUTH_USER": USER, "ERRORSTREAM_HTTP_AUTH_PASSWORD": PASSWORD},
+    ):
+        done = cli(**env)
+        assert done.returncode == 0, done.stderr
+        assert fps <= {i["fingerprint"] for i in orjson.loads(done.stdout)["issues"]}
+    refused = cli(ERRORSTREAM_HTTP_AUTH_PASSWORD="wrong")
+    assert refused.returncode != 0 and "401" in refused.stderr
