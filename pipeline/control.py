@@ -173,7 +173,7 @@ def validate_command(command: Any) -> dict[str, Any]:
 
 def command_details(command: dict[str, Any]) -> dict[str, Any]:
     """What an audit entry shows besides who, when, why and from where."""
-    skip = {"command", "fingerprint", "command_id", "issued_at", *COMMON}
+    skip = {"command", "fingerprint", "command_id", "issued_at", "hops", *COMMON}
     return {k: v for k, v in command.items() if k not in skip}
 
 

@@ -28,7 +28,7 @@ from pipeline.storage import Backend
 
 # request body fields per action (the command fields they become)
 ACTION_FIELDS: dict[str, dict[str, str]] = {
-    "resolve": {"in_release": "release", "in_next_release": "in_next_release"},
+    "resolve": {"in_release": "in_release", "in_next_release": "in_next_release"},
     "ignore": {
         "until_count": "until_count",
         "until_count_window": "until_count_window",

@@ -27,6 +27,7 @@ from pipeline.stages.commands import (
     canonical,
     command_outcome,
     merge_in_outcome,
+    owned,
 )
 from pipeline.stages.dedup import DedupWindow, EvictionQueue
 from pipeline.stages.envelope import packed, partition_for, position, unpack
@@ -153,11 +154,12 @@ class IssuesAgent:
             pos = position(msg.offset, index)
             if COMMAND_MARKER in record:
                 command = record[COMMAND_MARKER]
-                out = command_outcome(command, pos, st.issues, st.aliases)
-                self.apply_outcome(command["command"], out, st, processed, forwards)
+                out = command_outcome(command, pos, st.issues, st.aliases, msg.partition)
+                self.apply_outcome(command["command"], out, msg.partition, st, processed, forwards)
             elif MERGE_IN_MARKER in record:
-                out = merge_in_outcome(record[MERGE_IN_MARKER], pos, st.issues, st.aliases)
-                self.apply_outcome("merge_in", out, st, processed, forwards)
+                merge = record[MERGE_IN_MARKER]
+                out = merge_in_outcome(merge, pos, st.issues, st.aliases, msg.partition)
+                self.apply_outcome("merge_in", out, msg.partition, st, processed, forwards)
             else:
                 self.process_record(
                     record, rest, pos, msg.partition, st, alerts, processed, forwards
@@ -183,9 +185,9 @@ class IssuesAgent:
             await asyncio.gather(*await write_state(self.app, st, msg.partition))
         sent = await write_state(self.app, st, msg.partition)
         by_fp = self.topics["by_fingerprint"]
-        for target, line in forwards:  # acked with this envelope, like its other output
+        for target, line, where in forwards:  # acked with this envelope, like its output
             key = target.encode()
-            partition = partition_for(key, self.partitions)
+            partition = partition_for(key, self.partitions) if where is None else where
             sent.append(await by_fp.send(key=key, value=line, partition=partition))
         if forwards:
             self.metrics.merge_forwards.inc(len(forwards))
@@ -197,21 +199,21 @@ class IssuesAgent:
         return sent
 
     def apply_outcome(
-        self, action: str, out: Any, st: State, processed: list, forwards: list
+        self, action: str, out: Any, partition: int, st: State, processed: list, forwards: list
     ) -> None:
         if out is None:
             return  # another partition owns it, or a replay of an applied command
         for key, state in out.issues.items():
-            st.issues[key] = state
+            st.issues[key] = {**state, "p": partition}  # written to this partition's changelog
         for key, target in out.aliases.items():
             st.aliases[key] = target
         for key in out.deleted:  # unmerge: the alias goes
             if key in st.aliases:
                 del st.aliases[key]
         processed.extend(issue_state_line(snapshot, out.audit) for snapshot in out.snapshots)
-        for target, record in out.forward:
+        for target, record, where in out.forward:
             line = merge_in_line(record) if "state" in record else command_line(record)
-            forwards.append((target, line))
+            forwards.append((target, line, where))
         if out.snapshots:
             self.metrics.commands_applied.labels(action).inc()
 
@@ -236,10 +238,12 @@ class IssuesAgent:
         )
         if alias is not None:
             st.aliases[meta["fingerprint"]] = alias
-        if state is None and fp != meta["fingerprint"] and meta.get("forwarded", 0) < ALIAS_HOPS:
-            # merged into an issue of another partition: counted there
-            forwards.append((fp, forwarded_line(record, rest, fp)))
-            return
+        if not owned(state, partition) and meta.get("forwarded", 0) < ALIAS_HOPS:
+            if fp != meta["fingerprint"] or state is not None:
+                # merged into an issue of another partition: counted there
+                where = None if state is None else state.get("p")
+                forwards.append((fp, forwarded_line(record, rest, fp), where))
+                return
         dkey = dedup_key(record, partition)
         mkey = minute_key(record, fp, partition)
         skey = service_key(record["service"], partition)
@@ -265,6 +269,7 @@ class IssuesAgent:
         if out.issue is not None:
             if state is None:
                 metrics.issues_tracked.inc()
+            out.issue["p"] = partition  # the partition whose changelog holds it
             st.issues[fp] = out.issue
         if out.service is not None:
             st.services[skey] = out.service

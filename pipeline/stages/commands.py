@@ -65,7 +65,8 @@ class CommandOutcome:
     aliases: dict[str, str] = field(default_factory=dict)  # new alias links
     snapshots: list[dict[str, Any]] = field(default_factory=list)  # issue_state records
     audit: dict[str, Any] | None = None  # the audit entry each snapshot carries
-    forward: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (target, record)
+    # (target, record, its partition when known here, else None: the target key's partition)
+    forward: list[tuple[str, dict[str, Any], int | None]] = field(default_factory=list)
 
 
 def audit_entry(command: dict[str, Any], **details: Any) -> dict[str, Any]:
@@ -98,8 +99,25 @@ def tombstone(state: dict[str, Any], into: str, offset: int) -> dict[str, Any]:
     return {**state, "issue": issue, "o": offset}
 
 
-def command_outcome(command: dict[str, Any], position: int, issues: Any, aliases: Any):
-    """What a validated command changes in this partition; None when another partition
+def owned(state: dict[str, Any] | None, partition: int | None) -> bool:
+    """Whether ``state`` lives in ``partition`` (``p``: the partition whose changelog holds
+    it; one process's tables hold every partition it is assigned). A state written before
+    ``p`` existed, or no partition given, counts as local."""
+    return state is not None and (partition is None or state.get("p", partition) == partition)
+
+
+def _elsewhere(state: dict[str, Any] | None) -> int | None:
+    return None if state is None else state.get("p")
+
+
+def command_outcome(
+    command: dict[str, Any],
+    position: int,
+    issues: Any,
+    aliases: Any,
+    partition: int | None = None,
+):
+    """What a validated command changes in ``partition``; None when another partition
     owns the issue, or the command is a replay of one already applied.
 
     A command for a fingerprint merged into an issue of another partition is forwarded
@@ -108,12 +126,14 @@ def command_outcome(command: dict[str, Any], position: int, issues: Any, aliases
     (``merge_in_outcome`` applies it there)."""
     original = command["fingerprint"]
     if command["command"] == "unmerge":
-        return unmerge_outcome(command, position, issues, aliases)
+        return unmerge_outcome(command, position, issues, aliases, partition)
     fp = resolve_alias(aliases, original) or original
     state = issues.get(fp)
-    if state is None:
-        if fp != original:  # merged into an issue of another partition
-            return CommandOutcome(forward=[(fp, {**command, "fingerprint": fp, "via": original})])
+    if not owned(state, partition):
+        hops = command.get("hops", 0)
+        if fp != original and hops < ALIAS_HOPS:  # merged into an issue elsewhere
+            forwarded = {**command, "fingerprint": fp, "via": original, "hops": hops + 1}
+            return CommandOutcome(forward=[(fp, forwarded, _elsewhere(state))])
         return None
     if not should_apply(state, position) or _applied(state, command["command_id"]):
         return None
@@ -130,13 +150,13 @@ def command_outcome(command: dict[str, Any], position: int, issues: Any, aliases
         out.issues[fp] = _remember(gone, command["command_id"])
         out.aliases[fp] = into
         target = issues.get(into)
-        if target is not None and not target["issue"].get("merged_into"):
+        if owned(target, partition) and not target["issue"].get("merged_into"):
             merged = _remember(merge_states(target, state, position), command["command_id"])
             out.issues[into] = merged
             out.snapshots += [merged["issue"], gone["issue"]]
         else:  # the target lives in another partition: its owner adds the counts
             out.snapshots.append(gone["issue"])
-            out.forward.append((into, merge_in(command, fp, into, state)))
+            out.forward.append((into, merge_in(command, fp, into, state), _elsewhere(target)))
     else:
         new = _remember(apply_command(state, command, position), command["command_id"])
         out.issues[fp] = new
@@ -149,15 +169,26 @@ def merge_in(command: dict[str, Any], source: str, into: str, state: dict[str, A
     return {"command": command, "source": source, "into": into, "state": state}
 
 
-def merge_in_outcome(record: dict[str, Any], position: int, issues: Any, aliases: Any):
+def merge_in_outcome(
+    record: dict[str, Any],
+    position: int,
+    issues: Any,
+    aliases: Any,
+    partition: int | None = None,
+):
     """Apply a forwarded merge in the target's partition: once per command id (a replay of
     the source partition forwards it again at another offset). A target that was merged on
     again is forwarded on; an unknown target takes the source's state."""
     command, into = record["command"], record["into"]
     target_fp = resolve_alias(aliases, into) or into
     target = issues.get(target_fp)
-    if target is None and target_fp != into:
-        return CommandOutcome(forward=[(target_fp, {**record, "into": target_fp})])
+    hops = record.get("hops", 0)
+    if not owned(target, partition) and hops < ALIAS_HOPS:
+        if target is not None or target_fp != into:  # it lives (or moved) elsewhere
+            forwarded = {**record, "into": target_fp, "hops": hops + 1}
+            return CommandOutcome(forward=[(target_fp, forwarded, _elsewhere(target))])
+    if not owned(target, partition):
+        target = None
     if target is not None and (
         not should_apply(target, position) or _applied(target, command["command_id"])
     ):
@@ -177,14 +208,22 @@ def merge_in_outcome(record: dict[str, Any], position: int, issues: Any, aliases
     return out
 
 
-def unmerge_outcome(command: dict[str, Any], position: int, issues: Any, aliases: Any):
+def unmerge_outcome(
+    command: dict[str, Any],
+    position: int,
+    issues: Any,
+    aliases: Any,
+    partition: int | None = None,
+):
     """Undo a merge for new events: the alias goes, the tombstone becomes an ongoing issue
     again with zero counts (the events counted before stay in the target's totals: counts
     are never subtracted, so nothing is counted twice)."""
     fp = command["fingerprint"]
     into = aliases.get(fp)
     state = issues.get(fp)
-    if into is None or state is None or not should_apply(state, position):
+    if into is None or not owned(state, partition) or not should_apply(state, position):
+        return None
+    if _applied(state, command["command_id"]):
         return None
     from pipeline.stages import hll
     from pipeline.stages.windows import new_ring
