@@ -28,7 +28,10 @@ async function route() {
     stopCurrent = null;
   }
   const { name, args, params } = parseHash();
-  const view = document.getElementById("view");
+  // each navigation renders into a fresh container: a render still running for the page
+  // left behind (or its refresh after an action) writes into a detached element
+  const view = h("div", { class: "page" });
+  replace(document.getElementById("view"), view);
   for (const a of document.querySelectorAll("[data-nav]")) {
     a.classList.toggle("active", a.dataset.nav === (name === "issue" ? "issues" : name));
   }
