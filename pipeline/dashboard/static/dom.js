@@ -1,5 +1,5 @@
 // DOM building without HTML parsing: every value from an event or the API becomes a text
-// node (textContent / createTextNode). Nothing here ever assigns innerHTML.
+// node (textContent / createTextNode); no markup is ever parsed from a string.
 
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
