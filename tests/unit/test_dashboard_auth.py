@@ -310,3 +310,25 @@ def test_clickhouse_http_interface_shares_the_dashboard_credentials():
     with pytest.raises(ClickHouseError):
         chhttp.check_credentials("admin", "pw", own)
     assert load_settings(env={}).clickhouse_http_credentials == ("default", "")
+
+
+def test_worker_and_api_refuse_to_start_open_off_loopback():
+    import subprocess
+    import sys
+
+    for command in (["worker"], ["worker", "--role", "sink"], ["api"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *command],
+            capture_output=True,
+            text=True,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "ERRORSTREAM_WEB_HOST": "0.0.0.0",
+                "ERRORSTREAM_CLICKHOUSE_URL": "http://127.0.0.1:1",
+                "ERRORSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+            },
+            timeout=60,
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        assert "configuration error: web_host: '0.0.0.0' is not loopback" in done.stderr
+        assert "api_token or http_auth_password" in done.stderr
