@@ -98,6 +98,7 @@ def build_api(
             until,
             order=q.get("order", "count"),
             limit=_limit(q, 50),
+            priority=q.get("priority", ""),
             **_filters(q, ("service", "level", "release", "environment")),
         )
         return _json(data)
@@ -196,7 +197,7 @@ def build_api(
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/api/top", top)
-    add_issue_routes(app, backend, publisher)  # /api/issues...
+    add_issue_routes(app, backend, publisher, metrics)  # /api/issues...
     app.router.add_get("/api/breakdown", breakdown)
     app.router.add_get("/api/alerts", alerts_view)
     app.router.add_get("/api/mttr", mttr)
@@ -274,7 +275,12 @@ OPENAPI: dict[str, Any] = {
                     "order",
                     "count, users, growth (vs the previous period) or new (first seen in range)",
                     {"type": "string", "enum": list(queries.TOP_ORDERS)},
-                )
+                ),
+                _param(
+                    "priority",
+                    "only issues of this priority",
+                    {"type": "string", "enum": ["high", "medium", "low"]},
+                ),
             ],
         ),
         "/api/issues": _get(
@@ -481,10 +487,20 @@ def run_standalone(settings) -> int:
     publisher = CommandPublisher(settings.topic_control, None)
 
     async def kafka_producer(_app):
-        publisher.producer = AIOKafkaProducer(**client_config(settings, "api"), acks="all")
-        await publisher.producer.start()
+        producer = AIOKafkaProducer(**client_config(settings, "api"), acks="all")
+        try:
+            await asyncio.wait_for(producer.start(), 15)
+        except Exception as exc:  # reads still work; actions answer 503 until a restart
+            print(
+                f"errorstream api: cannot reach Kafka ({exc!r}); issue actions are off",
+                file=sys.stderr,
+            )
+            await producer.stop()
+        else:
+            publisher.producer = producer
         yield
-        await publisher.producer.stop()
+        if publisher.producer is not None:
+            await publisher.producer.stop()
 
     app = build_api(
         backend,

@@ -203,6 +203,8 @@ class CommandPublisher:
         self.topic, self.producer = topic, producer
 
     async def publish(self, command: dict[str, Any], timeout: float = 10.0) -> None:
+        if self.producer is None:
+            raise ConnectionError("no Kafka producer: Kafka was not reachable at start")
         payload = encode_command(command)
         key = command["fingerprint"].encode()
         await asyncio.wait_for(self.producer.send_and_wait(self.topic, payload, key=key), timeout)

@@ -99,7 +99,14 @@ def command_from_body(fingerprint: str, body: Any, actor: str, source: str) -> d
     )
 
 
-def add_issue_routes(app: web.Application, backend: Backend, publisher: Any = None) -> None:
+def add_issue_routes(
+    app: web.Application, backend: Backend, publisher: Any = None, metrics: Any = None
+) -> None:
+    def counted(action: Any, result: str) -> None:
+        if metrics is not None:
+            name = action if action in ACTIONS else "unknown"
+            metrics.api_issue_actions.labels(name, result).inc()
+
     async def run(fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
 
@@ -152,16 +159,20 @@ def add_issue_routes(app: web.Application, backend: Backend, publisher: Any = No
         return _json({"audit": await run(issue_queries.issue_audit, backend, fp, limit)})
 
     async def action(request):
-        if publisher is None:
-            return _error(503, "this API process cannot publish commands (no Kafka producer)")
         fp = request.match_info["fingerprint"]
         raw = await request.read()
         if len(raw) > MAX_BODY:
+            counted(None, "invalid")
             return _error(413, f"the body is larger than {MAX_BODY} bytes")
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
+            counted(None, "invalid")
             return _error(400, "the body must be JSON")
+        action_name = body.get("action") if isinstance(body, dict) else None
+        if publisher is None:
+            counted(action_name, "unavailable")
+            return _error(503, "this API process cannot publish commands (no Kafka producer)")
         source = (
             "dashboard" if request.headers.get("X-Errorstream-Source") == "dashboard" else "api"
         )
@@ -169,20 +180,25 @@ def add_issue_routes(app: web.Application, backend: Backend, publisher: Any = No
         try:
             command = command_from_body(fp, body, str(actor), source)
         except CommandError as exc:
+            counted(action_name, "invalid")
             return _error(400, str(exc))
         if await run(issue_queries.issue_exists, backend, fp) is None:
+            counted(action_name, "not_found")
             return _error(404, "no such issue")
         if command["command"] == "merge":
             if await run(issue_queries.issue_exists, backend, command["into"]) is None:
+                counted(action_name, "invalid")
                 return _error(400, f"`into`: no such issue {command['into']!r}")
         try:
             await publisher.publish(command)
-        except (TimeoutError, OSError) as exc:
+        except Exception as exc:  # OSError, a timeout, or aiokafka's KafkaError
+            if not isinstance(exc, TimeoutError | OSError) and not type(exc).__module__.startswith(
+                "aiokafka"
+            ):
+                raise
+            counted(action_name, "unavailable")
             return _error(503, f"cannot publish the command to Kafka: {exc!r}")
-        except Exception as exc:  # aiokafka's KafkaError: the broker refused it
-            if type(exc).__module__.startswith("aiokafka"):
-                return _error(503, f"cannot publish the command to Kafka: {exc!r}")
-            raise
+        counted(action_name, "published")
         return _json({"command": command}, status=202)
 
     app.router.add_get("/api/issues", list_view)

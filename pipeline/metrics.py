@@ -100,6 +100,12 @@ class Metrics:
             "Events, commands and merged states sent on to a merge target's partition",
             registry=r,
         )
+        self.api_issue_actions = Counter(
+            "errorstream_api_issue_actions_total",
+            "Issue actions asked of the HTTP API, by action and result",
+            ["action", "result"],
+            registry=r,
+        )
         self.alerts_emitted = Counter(
             "errorstream_alerts_emitted_total",
             "Alerts sent to the alerts topic, by kind",

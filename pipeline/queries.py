@@ -339,6 +339,9 @@ NEW_FILTER = """
   AND fingerprint IN (SELECT fingerprint FROM {db}.issues FINAL
                       WHERE first_seen >= fromUnixTimestamp64Milli({since_ms:Int64}, 'UTC')
                         AND first_seen < fromUnixTimestamp64Milli({until_ms:Int64}, 'UTC'))"""
+PRIORITY_FILTER = """
+  AND fingerprint IN (SELECT fingerprint FROM {db}.issues FINAL
+                      WHERE priority = {priority:String})"""
 ISSUES_SQL = """
 SELECT fingerprint, service, title, culprit, category, status,
        toUnixTimestamp64Milli(first_seen) / 1000 AS first_seen,
@@ -392,15 +395,21 @@ def top_issues(
     until: float,
     order: str = "count",
     limit: int = 50,
+    priority: str = "",
     **filters: str,
 ) -> dict[str, Any]:
     """The issues with the most events (or users, or growth over the previous period of the
-    same length, or first seen in the range), with their titles and states."""
+    same length, or first seen in the range), with their titles, states and priorities;
+    ``priority`` keeps only the issues of that priority."""
     if order not in TOP_ORDERS:
         raise ValueError(f"order must be one of {', '.join(TOP_ORDERS)}")
+    if priority and priority not in ("high", "medium", "low"):
+        raise ValueError("`priority` must be one of high, medium, low")
     filters.pop("fingerprint", None)
     _, params = where(filters)
     params.update(_range_params(since, until), limit=int(limit))
+    if priority:
+        params["priority"] = priority
     tiers = usable_tiers(filters)
     lo, hi = minute_range(since, until)
     parts = count_parts(lo, hi, tiers, cur="1")
@@ -412,7 +421,7 @@ def top_issues(
         parts,
         filters,
         params,
-        extra=NEW_FILTER if order == "new" else "",
+        extra=(NEW_FILTER if order == "new" else "") + (PRIORITY_FILTER if priority else ""),
         state=", __USERS_STATE__ AS u" if order == "users" else "",
     )
     # Merging uniq states is the costly part: rank by users only when asked to, and count
@@ -443,6 +452,8 @@ def top_issues(
                 "category": state.get("category", "unknown"),
                 "status": state.get("status", "unknown"),
                 "service": state.get("service", ""),
+                "priority": state.get("priority") or "medium",
+                "assignee": state.get("assignee"),
                 "events": events,
                 "users": int(r["n_users"]),
                 "previous": previous if order == "growth" else None,

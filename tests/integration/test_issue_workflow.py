@@ -210,6 +210,9 @@ def test_endpoints_actions_and_audit(pipeline):
     assert prio[fps["d"]] == "high" and prio[fps["a"]] == "medium"
     _, high = request(worker, "GET", "/api/issues?priority=high")
     assert [i["fingerprint"] for i in high["issues"]] == [fps["d"]] and high["total"] == 1
+    _, top = request(worker, "GET", "/api/top?since=1h&priority=high")
+    assert [(i["fingerprint"], i["priority"]) for i in top["issues"]] == [(fps["d"], "high")]
+    assert request(worker, "GET", "/api/top?since=1h&priority=urgent")[0] == 400
     _, page = request(worker, "GET", "/api/issues?sort=count&order=asc&limit=2&offset=1")
     assert page["total"] == 4 and len(page["issues"]) == 2
     _, by_level = request(worker, "GET", "/api/issues?level=fatal&environment=prod")
@@ -301,6 +304,52 @@ def test_endpoints_actions_and_audit(pipeline):
     assert status == 404
     for suffix in ("", "/audit", "/similar"):
         assert request(worker, "GET", f"/api/issues/{'f' * 32}{suffix}")[0] == 404
+    # every answer to an action is counted by action and result
+    with urllib.request.urlopen(f"{worker.api}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    for line in (
+        'errorstream_api_issue_actions_total{action="resolve",result="published"} 1.0',
+        'errorstream_api_issue_actions_total{action="resolve",result="not_found"} 1.0',
+        # "delete", a list body and a body that is not JSON
+        'errorstream_api_issue_actions_total{action="unknown",result="invalid"} 3.0',
+    ):
+        assert line in metrics, line
+
+
+def test_ignored_until_escalating_comes_back_when_the_hour_beats_its_forecast(pipeline):
+    """History: 30 events an hour for six hours (ending two hours ago) → over the 168 hours
+    before now, mean 180/168 and population stddev sqrt(6·900/168 − mean²): the forecast is
+    mean + 3·stddev ≈ 17.8. The 18th event of the current hour brings the issue back."""
+    import math
+
+    from tests.integration.test_stream_agents import read_all
+
+    env, worker = pipeline
+    kind, frames = "EscalatingError", ["queue", "worker"]
+    fp = fingerprint(event(kind, frames))
+    now = time.time()
+    start_hour = (now // 3600 - 8) * 3600
+    history = [
+        event(kind, frames, ts=start_hour + h * 3600 + i * 60) for h in range(6) for i in range(30)
+    ]
+    produce(env, history)
+    assert wait_counts(worker, {fp: 180}) == {fp: 180}
+    _, at = act(worker, fp, action="ignore", until_escalating=True, reason="known noise")
+    wait_visible(worker, fp, lambda d: d["status"] == "ignored", at, VISIBLE_BOUND)
+    hour = now // 3600 * 3600
+    burst_ts = max(hour + 1, now - 60)  # inside the current hour
+    produce(env, [event(kind, frames, ts=burst_ts + i * 0.01) for i in range(17)])
+    assert wait_counts(worker, {fp: 197}) == {fp: 197}
+    assert issue(worker, fp)["status"] == "ignored"  # 17 ≤ forecast
+    produce(env, [event(kind, frames, ts=burst_ts + 1 + i * 0.01) for i in range(3)])
+    assert wait_counts(worker, {fp: 200}) == {fp: 200}
+    assert issue(worker, fp)["status"] == "unresolved"
+    alerts = [a for a in read_all(env, "ERRORSTREAM_TOPIC_ALERTS") if a["kind"] == "escalating"]
+    assert len(alerts) == 1 and alerts[0]["fingerprint"] == fp
+    mean = 180 / 168
+    sd = math.sqrt(6 * 900 / 168 - mean**2)
+    assert alerts[0]["numbers"]["count"] == 18
+    assert alerts[0]["numbers"]["forecast"] == pytest.approx(mean + 3 * sd, abs=1e-3)
 
 
 def test_similar_issues_and_cross_partition_merge_count_exactly(pipeline, tmp_path):
