@@ -2,7 +2,9 @@
 
 Served by the worker (it owns the embedded ClickHouse) or standalone against a server
 (``errorstream api``). ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` are
-open; ``/api/*`` needs ``Authorization: Bearer <api_token>`` when a token is configured.
+open; everything else (``/api/*`` and the dashboard at ``/``) needs a bearer token, basic
+auth or a dashboard session when authentication is configured, and actions pass the CSRF
+rules of ``pipeline.dashboard.auth`` (docs/dashboard.md).
 Every ``/api`` query takes ``since`` / ``until`` as epoch seconds or a duration back from
 now (``6h``); the OpenAPI description is ``OPENAPI`` below (also in docs/openapi.json).
 """
@@ -55,9 +57,13 @@ def build_api(
     api_token: str = "",
     issues_view: Callable[[], list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]] | None = None,
     publisher: Any = None,
+    settings: Any = None,
 ) -> web.Application:
     """The app; ``publisher`` (``control.CommandPublisher``) lets ``POST
-    /api/issues/{fp}/actions`` publish commands (``pipeline/issues_api.py``)."""
+    /api/issues/{fp}/actions`` publish commands (``pipeline/issues_api.py``). With
+    ``settings`` (the worker's sink and ``errorstream api``), the dashboard is served too
+    and ``pipeline.dashboard.auth`` authenticates every route; without, only ``api_token``
+    guards ``/api/*`` (embedding in tests)."""
 
     @web.middleware
     async def auth(request: web.Request, handler):
@@ -184,6 +190,10 @@ def build_api(
 
     app = web.Application(middlewares=[auth], client_max_size=1024 * 1024)
     add_ops_routes(app.router, metrics.registry, readiness)  # /healthz /readyz /metrics
+    if settings is not None:  # the dashboard, and authentication / CSRF for every route
+        from pipeline import dashboard
+
+        dashboard.add_routes(app, settings, backend, metrics)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/api/top", top)
@@ -225,7 +235,7 @@ def _get(summary: str, params: list, schema: dict | None = None, media="applicat
             "responses": {
                 "200": {"description": "OK", "content": {media: {"schema": schema or _OBJ}}},
                 "400": {"description": "a bad parameter; the body names it"},
-                "401": {"description": "missing or wrong bearer token (when one is set)"},
+                "401": {"description": "not authenticated (when authentication is configured)"},
                 "503": {"description": "ClickHouse failed the query"},
             },
         }
@@ -241,9 +251,13 @@ OPENAPI: dict[str, Any] = {
         "bodies were shed by admission control or sampling; exports hold stored bodies.",
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "basic": {"type": "http", "scheme": "basic"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "errorstream_session"},
+        },
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"basic": []}, {"session": []}],
     "paths": {
         "/api/timeline": _get(
             "Event counts per bucket, gaps filled with zero",
@@ -369,11 +383,31 @@ OPENAPI: dict[str, Any] = {
                     "202": {"description": 'published: {"command": {...}}'},
                     "400": {"description": "a bad command; the body names the field"},
                     "401": {"description": "not authenticated"},
+                    "403": {
+                        "description": "cross-origin, or a session cookie without the "
+                        "X-CSRF-Token header (docs/dashboard.md)"
+                    },
                     "404": {"description": "no such issue"},
                     "503": {"description": "Kafka did not take the command"},
                 },
             }
         },
+        "/api/issues/{fingerprint}/events": _get(
+            "The issue's latest stored events: message, user, tags, stack trace",
+            [_param("fingerprint", "the issue", where="path")]
+            + _RANGE
+            + [_param("limit", "rows at most (1-200, default 20)", {"type": "integer"})],
+        ),
+        "/api/issues/{fingerprint}/users": _get(
+            "The users with the most stored events of the issue",
+            [_param("fingerprint", "the issue", where="path")]
+            + _RANGE
+            + [_param("limit", "rows at most (1-200, default 20)", {"type": "integer"})],
+        ),
+        "/api/issues/{fingerprint}/tags": _get(
+            "Per tag key, the most frequent values over the issue's stored events",
+            [_param("fingerprint", "the issue", where="path")] + _RANGE,
+        ),
         "/api/breakdown": _get(
             "Events, users and issues per category, level, service, release or environment",
             _RANGE
@@ -472,8 +506,8 @@ def run_standalone(settings) -> int:
         backend,
         Metrics(),
         lambda: {"clickhouse": True},
-        api_token=settings.api_token,
         publisher=publisher,
+        settings=settings,
     )
     app.cleanup_ctx.append(kafka_producer)
     try:

@@ -31,7 +31,11 @@ def _settings(args: argparse.Namespace, **overrides: Any):
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.settings import check_api_bind
+
     settings = _settings(args)
+    if args.role in ("all", "sink"):  # the sink process serves the API and the dashboard
+        check_api_bind(settings)
     if args.role == "all":
         from pipeline.supervisor import run_supervisor
 
@@ -97,8 +101,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     from pipeline.api import run_standalone
+    from pipeline.settings import check_api_bind
 
-    return run_standalone(_settings(args))
+    settings = _settings(args)
+    check_api_bind(settings)
+    return run_standalone(settings)
 
 
 def cmd_notify(args: argparse.Namespace) -> int:

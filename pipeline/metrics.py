@@ -316,6 +316,15 @@ class Metrics:
             registry=r,
         )
 
+        # the query API and the dashboard (pipeline/dashboard/auth.py)
+        self.api_refused = Counter(
+            "errorstream_api_requests_refused_total",
+            "Requests to the query API or the dashboard refused by authentication or CSRF "
+            "rules, by reason (unauthenticated, credentials, csrf, cross_origin, host)",
+            ["reason"],
+            registry=r,
+        )
+
         # the read-only ClickHouse HTTP interface on the embedded store (pipeline/chhttp.py)
         self.chhttp_queries = Counter(
             "errorstream_chhttp_queries_total",

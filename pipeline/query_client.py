@@ -16,6 +16,7 @@ the same functions of ``pipeline.queries``.
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 import time
 import urllib.error
@@ -110,6 +111,9 @@ def _open(settings, path: str, params: dict[str, Any], timeout: float):
     request = urllib.request.Request(url)
     if settings.api_token:
         request.add_header("Authorization", f"Bearer {settings.api_token}")
+    elif settings.http_auth_password:  # basic auth (docs/dashboard.md)
+        pair = f"{settings.http_auth_user}:{settings.http_auth_password}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:

@@ -200,10 +200,10 @@ def run_sink(settings: Settings) -> int:
             backend,
             metrics,
             readiness,
-            api_token=settings.api_token,
             issues_view=live_issues if "agent" in peers.urls else None,
             # issue actions go out through the sink's producer (started by the runner)
             publisher=CommandPublisher(settings.topic_control, runner.producer),
+            settings=settings,
         )
         http = HttpServer(api, settings.web_host, settings.web_port)
         # the read-only ClickHouse HTTP interface: only this process can open the chDB folder

@@ -279,7 +279,27 @@ class Settings:
     )
     api_token: str = field(
         default="",
-        metadata=_meta("bearer token required by the query API when set", secret=True),
+        metadata=_meta(
+            "bearer token for the query API and the dashboard (Authorization: Bearer); "
+            "docs/dashboard.md",
+            secret=True,
+        ),
+    )
+    http_auth_user: str = field(
+        default="admin",
+        metadata=_meta(
+            "user name of HTTP basic auth on the query API and the dashboard (with "
+            "http_auth_password); also the ClickHouse HTTP interface's user unless "
+            "clickhouse_http_password is set"
+        ),
+    )
+    http_auth_password: str = field(
+        default="",
+        metadata=_meta(
+            "password of http_auth_user; empty = no basic auth. With neither it nor api_token "
+            "the API is open, allowed only when web_host is loopback",
+            secret=True,
+        ),
     )
     # --- operations ------------------------------------------------------------------
     shutdown_timeout: float = field(
@@ -405,12 +425,17 @@ class Settings:
         ),
     )
     clickhouse_http_user: str = field(
-        default="default", metadata=_meta("user name the ClickHouse HTTP interface accepts")
+        default="default",
+        metadata=_meta(
+            "user name the ClickHouse HTTP interface accepts when clickhouse_http_password is "
+            "set (otherwise http_auth_user / http_auth_password apply when set)"
+        ),
     )
     clickhouse_http_password: str = field(
         default="",
         metadata=_meta(
-            "password of clickhouse_http_user; empty = none (allowed on loopback only)",
+            "password of clickhouse_http_user, overriding the dashboard's http_auth_user / "
+            "http_auth_password; with neither set: no password (allowed on loopback only)",
             secret=True,
         ),
     )
@@ -502,6 +527,22 @@ class Settings:
     @property
     def chdb_path(self) -> str:
         return self.clickhouse_path or str(Path(self.data_dir) / "clickhouse")
+
+    @property
+    def api_auth_enabled(self) -> bool:
+        """The query API and the dashboard ask for a bearer token or basic auth."""
+        return bool(self.api_token or self.http_auth_password)
+
+    @property
+    def clickhouse_http_credentials(self) -> tuple[str, str]:
+        """(user, password) the ClickHouse HTTP interface accepts: its own pair when
+        clickhouse_http_password is set, else the dashboard's http_auth_user /
+        http_auth_password when that password is set, else clickhouse_http_user and none."""
+        if self.clickhouse_http_password:
+            return self.clickhouse_http_user, self.clickhouse_http_password
+        if self.http_auth_password:
+            return self.http_auth_user, self.http_auth_password
+        return self.clickhouse_http_user, ""
 
     @property
     def effective_api_url(self) -> str:
@@ -819,13 +860,18 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"peer_urls: {exc}") from None
     if (
         s.clickhouse_http_port
-        and not s.clickhouse_http_password
+        and not s.clickhouse_http_credentials[1]
         and s.clickhouse_http_host not in LOOPBACK_HOSTS
     ):
         raise ConfigError(
             f"clickhouse_http_host: {s.clickhouse_http_host!r} is not loopback; set "
-            "clickhouse_http_password to serve the ClickHouse HTTP interface there"
+            "http_auth_password (or clickhouse_http_password) to serve the ClickHouse HTTP "
+            "interface there"
         )
+    if s.http_auth_password and not s.http_auth_user:
+        raise ConfigError("http_auth_user: required with http_auth_password")
+    if ":" in s.http_auth_user:
+        raise ConfigError("http_auth_user: must not contain ':' (HTTP basic auth)")
     if not s.table_store.startswith(("memory://", "rocksdb://", "rocksdict://")):
         raise ConfigError(
             f"table_store: expected memory://, rocksdb:// or rocksdict://, got {s.table_store!r}"
@@ -866,3 +912,14 @@ def _validate(s: Settings) -> None:
         grouping_config(s)
     except ValueError as exc:  # bad version, patterns or rules file: name the key's problem
         raise ConfigError(f"grouping: {exc}") from None
+
+
+def check_api_bind(s: Settings) -> None:
+    """The query API and the dashboard (sink role, ``errorstream api``) refuse to serve an
+    address other than loopback without authentication. Not part of load-time validation:
+    the gateway and the notifier listen on web_host too and have their own auth."""
+    if not s.api_auth_enabled and s.web_host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"web_host: {s.web_host!r} is not loopback; set api_token or http_auth_password "
+            "to serve the query API and the dashboard there (docs/dashboard.md)"
+        )
