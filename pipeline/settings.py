@@ -763,7 +763,12 @@ ROLE_KEYS: dict[str, tuple[str, ...]] = {
     "decoder": ("gateway_max_json_depth", "gateway_max_field_chars"),
 }
 # derived values: the sections they are computed from
-_PROPERTY_SECTIONS = {"chdb_path": ("sink", "ops"), "effective_api_url": ("http",)}
+_PROPERTY_SECTIONS = {
+    "chdb_path": ("sink", "ops"),
+    "effective_api_url": ("http",),
+    "api_auth_enabled": ("http",),
+    "clickhouse_http_credentials": ("http",),
+}
 
 
 def section_of(name: str) -> str:

@@ -217,3 +217,13 @@ def test_config_show_prints_sections():
     assert lines[0] == "[kafka]" and "[sink]" in lines and "[ops]" in lines
     sink = lines.index("[sink]")
     assert any(line.startswith("sink_max_batch_size = ") for line in lines[sink:])
+
+
+def test_every_derived_value_is_given_to_the_roles_that_have_its_sections():
+    from pipeline.settings import _PROPERTY_SECTIONS
+
+    properties = {n for n, v in vars(Settings).items() if isinstance(v, property)}
+    assert properties == set(_PROPERTY_SECTIONS)  # a new property needs its sections listed
+    s = load_settings(env={}, overrides={"api_token": "t"})
+    assert s.for_role("sink").api_auth_enabled is True
+    assert s.for_role("gateway").clickhouse_http_credentials == s.clickhouse_http_credentials
