@@ -317,7 +317,9 @@ def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
                 migrate(b, 90)
             for rows in batch:
                 b.insert("event_minutes_input", MINUTE_COLUMNS, rows)
-        assert [x.name for x in migrate(b, 90)] == ["day_users"]
+        applied = [x.name for x in migrate(b, 90)]  # 0007 and every later migration
+        assert applied == [x.name for x in every if x.version >= 7]
+        assert applied[0] == "day_users"
         assert migrate(b, 90) == []  # a second run does nothing
         load(b, batches[5:] + [batches[1], batches[3]], bodies, optimize_between=False)
         got = answers(b)
