@@ -5,7 +5,7 @@ a few issues carry most events, as in real error streams) inside chDB with
 INSERT ... SELECT FROM numbers(), into the real schema (migrations): the events table with a
 short payload, then one ``event_minutes_input`` row per event with its cumulative
 minute_count, as the sink writes them, so the materialized views fill ``event_minutes``, its
-legacy table and the hourly / daily rollups exactly as in production. Tables are merged
+legacy table, the hourly / daily rollups and issue_minutes exactly as in production. Tables are merged
 (OPTIMIZE FINAL) before timing. Then times each query through ``pipeline.queries`` (the
 functions the API and the CLI call; median of several runs, warm) beside a bare chDB query
 over the same events (a plain GROUP BY on the events table, no FINAL) in the same run.
@@ -95,6 +95,7 @@ TABLES = (
     "event_hours",
     "event_days",
     "event_day_users",
+    "issue_minutes",
 )
 
 
