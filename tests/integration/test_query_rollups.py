@@ -364,3 +364,61 @@ def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
             assert answers(b) == got
     finally:
         b.close()
+
+
+def test_latest_event_is_the_latest_stored_body_whatever_the_lookback(backend):
+    """The latest body is looked for in the day of the issue's last_seen, then from a day
+    before it, then everywhere: each try finds the same body, the latest of all."""
+    b = ChdbBackend(backend.path, "latest")  # one embedded engine per process: its folder
+    try:
+        migrate(b, 90)
+        fp = "fp-latest"
+        times = [D0 + 3600.25, D0 + DAY + 7200.5, D0 + DAY + 7300.75]
+        b.insert(
+            "events",
+            EVENT_COLUMNS,
+            [
+                (
+                    f"e{i}",
+                    ts,
+                    ts,
+                    "api",
+                    "prod",
+                    "app@1.0",
+                    "error",
+                    fp,
+                    fp,
+                    f'{{"tags":{{"n":"{i}"}}}}',
+                    0,
+                )
+                for i, ts in enumerate(times)
+            ],
+        )
+        b.insert(
+            "event_minutes_input",
+            MINUTE_COLUMNS,
+            [
+                (int(ts // 60 * 60), "api", fp, "error", "app@1.0", "prod", 1, f"e{i}", 0, 0)
+                for i, ts in enumerate(times)
+            ],
+        )
+        last_seens = (
+            D0 + DAY + 7300.75,  # found in the day of last_seen
+            D0 + 2 * DAY + 600,  # that day holds no body: found from a day before
+            D0 + 5 * DAY,  # nothing within a day: found over all of the issue
+            D0 + DAY + 60,  # a state older than the latest body: no upper bound
+        )
+        for version, last_seen in enumerate(last_seens, start=1):
+            state = [fp, "api", "t", "x", "bug", "ongoing", D0, last_seen, 3, 0, [], version]
+            b.insert("issues", ISSUE_COLUMNS, [state])
+            detail = queries.issue_detail(b, fp)
+            assert detail["issue"]["last_seen"] == last_seen
+            assert detail["events"] == 3
+            latest = detail["latest_event"]
+            assert (latest["event_id"], latest["timestamp"], latest["tags"]) == (
+                "e2",
+                times[2],
+                {"n": "2"},
+            )
+    finally:
+        b.close()
