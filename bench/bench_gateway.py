@@ -8,9 +8,14 @@ topic's end offsets are checked against that count afterwards.
 
     python bench/bench_gateway.py [--bootstrap HOST:PORT] [--requests 20000] [--concurrency 64]
                                   [--no-scrub]
+    python bench/bench_gateway.py --stages     # CPU us per event of each step, in-process
 
 Without --bootstrap a throwaway broker is started with ``pipeline.kafka_local``. The gateway
 and the baseline each run in a child process; the load comes from this one (aiohttp client).
+
+Besides events/s (wall clock), the CPU seconds each server process used during the measured
+run are read from /proc: events per CPU second is what one process does with a core of its
+own, a figure that other work on a shared machine does not move much.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import gzip
 import json
 import os
@@ -186,6 +192,12 @@ def bodies(n: int) -> list[bytes]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(cmd: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -252,12 +264,64 @@ async def topic_size(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
+def stages(payloads: list[bytes], rounds: int = 3) -> None:
+    """CPU microseconds per event of each step of an envelope request, in this process (no
+    HTTP, no Kafka), best of ``rounds`` passes over 2,000 requests; then the whole of
+    ``ingest.from_envelope`` with and without scrubbing."""
+    from pipeline.gateway import ingest
+    from pipeline.gateway.compression import decompress
+    from pipeline.gateway.ingest import IngestLimits
+    from pipeline.gateway.scrub import GatewayScrubber, scrub_event
+    from pipeline.sentry import to_event_v1
+
+    limits = IngestLimits()
+    bodies_ = [payloads[i % len(payloads)] for i in range(2000)]
+
+    def timed(name: str, fn, items: list) -> list:
+        best, out = float("inf"), []
+        for _ in range(rounds):
+            copies = [copy.deepcopy(x) for x in items] if name.startswith("scrub") else items
+            t0 = time.process_time()
+            out = [fn(x) for x in copies]
+            best = min(best, time.process_time() - t0)
+        print(f"  {name:38s} {best / len(items) * 1e6:7.1f} us")
+        return out
+
+    def whole(scrubber):
+        return lambda b: ingest.from_envelope(
+            ingest.parse(decompress(b, "gzip", 20 << 20)),
+            service="shop",
+            received_at=time.time(),
+            limits=limits,
+            scrubber=scrubber,
+        )
+
+    print("CPU per event, in-process:")
+    raw = timed("decompress (gzip)", lambda b: decompress(b, "gzip", 20 << 20), bodies_)
+    envs = timed("envelope parse", ingest.parse, raw)
+    loaded = timed("JSON parse (orjson)", lambda e: orjson.loads(e.items[0].payload), envs)
+    events = timed(
+        "conversion (pipeline.sentry)",
+        lambda p: to_event_v1(p, service="shop", received_at=time.time()),
+        loaded,
+    )
+    scrubber = GatewayScrubber()
+    timed("scrub + limits, one walk", lambda e: scrub_event(e, scrubber, 64, 262144), events)
+    timed(
+        "limits only (gateway_scrub = 0)", lambda e: ingest._limit_free_form(e, limits, ""), events
+    )
+    timed("serialization (orjson)", orjson.dumps, events)
+    timed("whole from_envelope, scrubbing on", whole(GatewayScrubber()), bodies_)
+    timed("whole from_envelope, scrubbing off", whole(None), bodies_)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bootstrap")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--no-scrub", action="store_true", help="gateway_scrub=0 (for comparison)")
+    parser.add_argument("--stages", action="store_true", help="in-process CPU per step only")
     args = parser.parse_args()
     from pipeline.kafka_local import free_ports
 
@@ -268,6 +332,10 @@ def main() -> None:
         f"{max(map(len, payloads))} B (mean {statistics.mean(map(len, payloads)):.0f}), "
         f"raw mean {statistics.mean(raw):.0f} B"
     )
+    if args.stages:
+        stages(payloads)
+        print(f"load average (1/5/15 min): {os.getloadavg()}")
+        return
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ERRORSTREAM_")}
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
         gw_port, base_port = free_ports(2)
@@ -293,7 +361,9 @@ def main() -> None:
         try:
             asyncio.run(load(gw_port, payloads, 500, args.concurrency))  # warm-up
             load_before = os.getloadavg()
+            cpu0 = cpu_seconds(gw.pid)
             g = asyncio.run(load(gw_port, payloads, args.requests, args.concurrency))
+            g["cpu"] = cpu_seconds(gw.pid) - cpu0
             load_gw = os.getloadavg()
         finally:
             gw.terminate()
@@ -315,13 +385,17 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.2)
             asyncio.run(load(base_port, payloads, 500, args.concurrency))
+            cpu0 = cpu_seconds(base.pid)
             b = asyncio.run(load(base_port, payloads, args.requests, args.concurrency))
+            b["cpu"] = cpu_seconds(base.pid) - cpu0
             load_base = os.getloadavg()
         finally:
             base.terminate()
             base.wait(30)
 
     accepted = g["statuses"].get(200, 0)
+    g_per_cpu = accepted / g["cpu"] if g["cpu"] else float("nan")
+    b_per_cpu = b["statuses"].get(200, 0) / b["cpu"] if b["cpu"] else float("nan")
     print(
         f"gateway:  {g['ok_per_s']:,.0f} accepted events/s, {accepted}/{args.requests} 200 "
         f"in {g['elapsed']:.2f} s, p50 {g['p50_ms']:.1f} ms, p99 {g['p99_ms']:.1f} ms, "
@@ -330,6 +404,11 @@ def main() -> None:
     print(
         f"baseline: {b['ok_per_s']:,.0f} requests/s (read body, reply), p50 {b['p50_ms']:.1f} ms, "
         f"p99 {b['p99_ms']:.1f} ms"
+    )
+    print(
+        f"CPU: gateway {g['cpu']:.2f} s = {g_per_cpu:,.0f} accepted events per CPU second "
+        f"({1e6 / g_per_cpu if g_per_cpu else 0:,.0f} us each); baseline {b['cpu']:.2f} s = "
+        f"{b_per_cpu:,.0f} requests per CPU second"
     )
     print(
         f"load average (1/5/15 min): before {load_before}, after gateway {load_gw}, after baseline {load_base}"
@@ -342,6 +421,14 @@ def main() -> None:
             "unit": "events/s",
             "baseline": round(b["ok_per_s"], 1),
             "ratio": round(g["ok_per_s"] / b["ok_per_s"], 3),
+        },
+        {
+            "bench": "gateway",
+            "figure": "accepted_events_per_cpu_second",
+            "value": round(g_per_cpu, 1),
+            "unit": "events/CPU s",
+            "baseline": round(b_per_cpu, 1),
+            "ratio": round(g_per_cpu / b_per_cpu, 3) if b_per_cpu else None,
         },
         {
             "bench": "gateway",

@@ -2,7 +2,9 @@
 
 Served by the worker (it owns the embedded ClickHouse) or standalone against a server
 (``errorstream api``). ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` are
-open; ``/api/*`` needs ``Authorization: Bearer <api_token>`` when a token is configured.
+open; everything else (``/api/*`` and the dashboard at ``/``) needs a bearer token, basic
+auth or a dashboard session when authentication is configured, and actions pass the CSRF
+rules of ``pipeline.dashboard.auth`` (docs/dashboard.md).
 Every ``/api`` query takes ``since`` / ``until`` as epoch seconds or a duration back from
 now (``6h``); the OpenAPI description is ``OPENAPI`` below (also in docs/openapi.json).
 """
@@ -20,6 +22,7 @@ from aiohttp import web
 
 from pipeline import queries
 from pipeline.health import Readiness, add_ops_routes
+from pipeline.issues_api import add_issue_routes
 from pipeline.metrics import Metrics
 from pipeline.storage import Backend, StorageError
 
@@ -53,7 +56,15 @@ def build_api(
     readiness: Readiness,
     api_token: str = "",
     issues_view: Callable[[], list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]] | None = None,
+    publisher: Any = None,
+    settings: Any = None,
 ) -> web.Application:
+    """The app; ``publisher`` (``control.CommandPublisher``) lets ``POST
+    /api/issues/{fp}/actions`` publish commands (``pipeline/issues_api.py``). With
+    ``settings`` (the worker's sink and ``errorstream api``), the dashboard is served too
+    and ``pipeline.dashboard.auth`` authenticates every route; without, only ``api_token``
+    guards ``/api/*`` (embedding in tests)."""
+
     @web.middleware
     async def auth(request: web.Request, handler):
         if api_token and request.path.startswith("/api/"):
@@ -87,18 +98,9 @@ def build_api(
             until,
             order=q.get("order", "count"),
             limit=_limit(q, 50),
+            priority=q.get("priority", ""),
             **_filters(q, ("service", "level", "release", "environment")),
         )
-        return _json(data)
-
-    async def issue(request):
-        q = request.query
-        since, until = _time_range(q, default=90 * 86400) if "since" in q else (0.0, None)
-        data = await run(
-            queries.issue_detail, backend, request.match_info["fingerprint"], since, until
-        )
-        if data is None:
-            return _error(404, "no such issue")
         return _json(data)
 
     async def breakdown(request):
@@ -188,10 +190,14 @@ def build_api(
 
     app = web.Application(middlewares=[auth], client_max_size=1024 * 1024)
     add_ops_routes(app.router, metrics.registry, readiness)  # /healthz /readyz /metrics
+    if settings is not None:  # the dashboard, and authentication / CSRF for every route
+        from pipeline import dashboard
+
+        dashboard.add_routes(app, settings, backend, metrics)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/api/top", top)
-    app.router.add_get("/api/issues/{fingerprint}", issue)
+    add_issue_routes(app, backend, publisher, metrics)  # /api/issues...
     app.router.add_get("/api/breakdown", breakdown)
     app.router.add_get("/api/alerts", alerts_view)
     app.router.add_get("/api/mttr", mttr)
@@ -229,7 +235,7 @@ def _get(summary: str, params: list, schema: dict | None = None, media="applicat
             "responses": {
                 "200": {"description": "OK", "content": {media: {"schema": schema or _OBJ}}},
                 "400": {"description": "a bad parameter; the body names it"},
-                "401": {"description": "missing or wrong bearer token (when one is set)"},
+                "401": {"description": "not authenticated (when authentication is configured)"},
                 "503": {"description": "ClickHouse failed the query"},
             },
         }
@@ -245,9 +251,13 @@ OPENAPI: dict[str, Any] = {
         "bodies were shed by admission control or sampling; exports hold stored bodies.",
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "basic": {"type": "http", "scheme": "basic"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "errorstream_session"},
+        },
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"basic": []}, {"session": []}],
     "paths": {
         "/api/timeline": _get(
             "Event counts per bucket, gaps filled with zero",
@@ -265,12 +275,137 @@ OPENAPI: dict[str, Any] = {
                     "order",
                     "count, users, growth (vs the previous period) or new (first seen in range)",
                     {"type": "string", "enum": list(queries.TOP_ORDERS)},
-                )
+                ),
+                _param(
+                    "priority",
+                    "only issues of this priority",
+                    {"type": "string", "enum": ["high", "medium", "low"]},
+                ),
+            ],
+        ),
+        "/api/issues": _get(
+            "Issues with filters, sorted, one page (docs/issues.md)",
+            [
+                _param(
+                    "status",
+                    "unresolved, resolved, ignored or merged (default: all but merged)",
+                    {"type": "string", "enum": ["unresolved", "resolved", "ignored", "merged"]},
+                ),
+                _param(
+                    "priority",
+                    "high, medium or low",
+                    {"type": "string", "enum": ["high", "medium", "low"]},
+                ),
+                _param("service", "only this service"),
+                _param("environment", "only issues with events in this environment"),
+                _param("release", "only issues with events in this release"),
+                _param("level", "only issues with events of this level"),
+                _param("category", "only this category"),
+                _param("q", "text in the title or culprit, or a fingerprint prefix"),
+                _param(
+                    "sort",
+                    "last_seen, first_seen, count, users or priority",
+                    {
+                        "type": "string",
+                        "enum": ["last_seen", "first_seen", "count", "users", "priority"],
+                    },
+                ),
+                _param("order", "desc or asc", {"type": "string", "enum": ["desc", "asc"]}),
+                _param("since", "last seen at or after: epoch seconds or a duration back"),
+                _param("until", "first seen before: epoch seconds or a duration back"),
+                _param("limit", "rows at most (1-1000, default 50)", {"type": "integer"}),
+                _param("offset", "rows to skip", {"type": "integer", "minimum": 0}),
             ],
         ),
         "/api/issues/{fingerprint}": _get(
-            "One issue: state, totals, users, release / environment / level breakdowns, "
-            "latest stored event with its stack trace",
+            "One issue: state (status, priority, assignee, merged_into), totals, users, "
+            "release / environment / level breakdowns, latest stored event with its stack "
+            "trace, audit (newest first) and similar issues",
+            [_param("fingerprint", "the issue", where="path")] + _RANGE,
+        ),
+        "/api/issues/{fingerprint}/similar": _get(
+            "Merge candidates: issues with the most alike grouping components (MinHash "
+            "estimate of the Jaccard similarity, 0..1, highest first)",
+            [
+                _param("fingerprint", "the issue", where="path"),
+                _param("limit", "rows at most (1-100, default 10)", {"type": "integer"}),
+            ],
+        ),
+        "/api/issues/{fingerprint}/audit": _get(
+            "Every command applied to the issue: at, actor, action, reason, source, details",
+            [_param("fingerprint", "the issue", where="path")] + _LIMIT,
+        ),
+        "/api/issues/{fingerprint}/actions": {
+            "post": {
+                "summary": "Publish a command: resolve, ignore, unresolve, merge, unmerge, "
+                "assign or priority (docs/issues.md); the state follows within a second",
+                "parameters": [_param("fingerprint", "the issue", where="path")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["action"],
+                                "properties": {
+                                    "action": {
+                                        "type": "string",
+                                        "enum": [
+                                            "resolve",
+                                            "ignore",
+                                            "unresolve",
+                                            "merge",
+                                            "unmerge",
+                                            "assign",
+                                            "priority",
+                                        ],
+                                    },
+                                    "reason": {"type": "string"},
+                                    "in_release": {"type": "string"},
+                                    "in_next_release": {"type": "boolean"},
+                                    "until_count": {"type": "integer", "minimum": 1},
+                                    "until_count_window": {"type": "integer", "minimum": 60},
+                                    "until_users": {"type": "integer", "minimum": 1},
+                                    "for_seconds": {"type": "number", "minimum": 0},
+                                    "until_escalating": {"type": "boolean"},
+                                    "into": {"type": "string"},
+                                    "assignee": {"type": ["string", "null"]},
+                                    "priority": {
+                                        "type": "string",
+                                        "enum": ["high", "medium", "low", "auto"],
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {"description": 'published: {"command": {...}}'},
+                    "400": {"description": "a bad command; the body names the field"},
+                    "401": {"description": "not authenticated"},
+                    "403": {
+                        "description": "cross-origin, or a session cookie without the "
+                        "X-CSRF-Token header (docs/dashboard.md)"
+                    },
+                    "404": {"description": "no such issue"},
+                    "503": {"description": "Kafka did not take the command"},
+                },
+            }
+        },
+        "/api/issues/{fingerprint}/events": _get(
+            "The issue's latest stored events: message, user, tags, stack trace",
+            [_param("fingerprint", "the issue", where="path")]
+            + _RANGE
+            + [_param("limit", "rows at most (1-200, default 20)", {"type": "integer"})],
+        ),
+        "/api/issues/{fingerprint}/users": _get(
+            "The users with the most stored events of the issue",
+            [_param("fingerprint", "the issue", where="path")]
+            + _RANGE
+            + [_param("limit", "rows at most (1-200, default 20)", {"type": "integer"})],
+        ),
+        "/api/issues/{fingerprint}/tags": _get(
+            "Per tag key, the most frequent values over the issue's stored events",
             [_param("fingerprint", "the issue", where="path")] + _RANGE,
         ),
         "/api/breakdown": _get(
@@ -342,12 +477,39 @@ def run_standalone(settings) -> int:
     except StorageError as exc:
         print(f"errorstream api: ClickHouse: {exc}", file=sys.stderr)
         return 2
+    from aiokafka import AIOKafkaProducer
+
+    from pipeline.control import CommandPublisher
+    from pipeline.kafka_clients import client_config
+
+    # issue actions are published on the control topic with a producer of this process,
+    # created and started on the app's loop
+    publisher = CommandPublisher(settings.topic_control, None)
+
+    async def kafka_producer(_app):
+        producer = AIOKafkaProducer(**client_config(settings, "api"), acks="all")
+        try:
+            await asyncio.wait_for(producer.start(), 15)
+        except Exception as exc:  # reads still work; actions answer 503 until a restart
+            print(
+                f"errorstream api: cannot reach Kafka ({exc!r}); issue actions are off",
+                file=sys.stderr,
+            )
+            await producer.stop()
+        else:
+            publisher.producer = producer
+        yield
+        if publisher.producer is not None:
+            await publisher.producer.stop()
+
     app = build_api(
         backend,
         Metrics(),
         lambda: {"clickhouse": True},
-        api_token=settings.api_token,
+        publisher=publisher,
+        settings=settings,
     )
+    app.cleanup_ctx.append(kafka_producer)
     try:
         web.run_app(app, host=settings.web_host, port=settings.web_port, print=None)
     finally:

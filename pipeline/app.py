@@ -99,7 +99,9 @@ def create_app(settings: Settings, metrics: Metrics) -> Pipeline:
     tables = {name: table(name) for name in TABLES}
     guarded = {s.topic_by_fingerprint, s.topic_control}
     guard = PartitionGuard(app, guarded, metrics)
-    issues = IssuesAgent(app, tables, topics, StreamRules.from_settings(s), metrics, guard)
+    issues = IssuesAgent(
+        app, tables, topics, StreamRules.from_settings(s), metrics, guard, partitions=s.partitions
+    )
     control = ControlAgent(topics, s.partitions, guard)
 
     @app.on_partitions_revoked.connect

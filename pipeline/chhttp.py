@@ -9,7 +9,9 @@ an aiohttp application that process serves on its own port (``clickhouse_http_po
 A request goes through, in order:
 
     credentials   Basic auth, X-ClickHouse-User / X-ClickHouse-Key, or user / password
-                  parameters, compared in constant time with clickhouse_http_user / _password
+                  parameters, compared in constant time with clickhouse_http_user / _password,
+                  or, when clickhouse_http_password is empty, with the dashboard's
+                  http_auth_user / http_auth_password (``Settings.clickhouse_http_credentials``)
     one statement the engine's parser rewrites the text (formatQuerySingleLine): several
                   statements are refused, comments are gone, what runs is what was parsed
     kind          EXPLAIN AST names the statement: SELECT (WITH, UNION, INTERSECT), SHOW,
@@ -236,8 +238,9 @@ def credentials(headers: Mapping[str, str], query: Mapping[str, str]) -> tuple[s
 
 
 def check_credentials(user: str, password: str, settings: Any) -> None:
-    ok_user = hmac.compare_digest(user.encode(), settings.clickhouse_http_user.encode())
-    ok_password = hmac.compare_digest(password.encode(), settings.clickhouse_http_password.encode())
+    want_user, want_password = settings.clickhouse_http_credentials
+    ok_user = hmac.compare_digest(user.encode(), want_user.encode())
+    ok_password = hmac.compare_digest(password.encode(), want_password.encode())
     if not (ok_user and ok_password):
         raise ClickHouseError.of(
             AUTHENTICATION_FAILED,

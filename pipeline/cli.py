@@ -17,6 +17,7 @@ errorstream config show|check FILE    the effective settings / validate a file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -30,7 +31,11 @@ def _settings(args: argparse.Namespace, **overrides: Any):
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.settings import check_api_bind
+
     settings = _settings(args)
+    if args.role in ("all", "sink"):  # the sink process serves the API and the dashboard
+        check_api_bind(settings)
     if args.role == "all":
         from pipeline.supervisor import run_supervisor
 
@@ -42,7 +47,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.supervised_by:
         die_with_parent(args.supervised_by)
     configure_logging(settings)
-    return ROLE_MAIN[args.role](settings)
+    if args.role == "sink" and settings.sink_nice:
+        os.nice(settings.sink_nice)  # alerts before storage when the CPU is short
+    return ROLE_MAIN[args.role](settings.for_role(args.role))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -78,8 +85,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.json:
         print_json(settings.masked())
         return 0
-    for key, value in settings.masked().items():
-        print(f"{key} = {value!r}")
+    for section, values in settings.sections().items():  # the processes that get each one:
+        print(f"[{section}]")  # pipeline.settings.ROLE_SECTIONS
+        for key, value in values.items():
+            print(f"{key} = {value!r}")
+        print()
     return 0
 
 
@@ -91,14 +101,17 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     from pipeline.api import run_standalone
+    from pipeline.settings import check_api_bind
 
-    return run_standalone(_settings(args))
+    settings = _settings(args)
+    check_api_bind(settings)
+    return run_standalone(settings)
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
     from pipeline.notify.notifier import run_notify
 
-    return run_notify(_settings(args))
+    return run_notify(_settings(args).for_role("notify"))
 
 
 def cmd_clickhouse_http(args: argparse.Namespace) -> int:
@@ -111,7 +124,7 @@ def cmd_clickhouse_http(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     from pipeline.gateway import run_gateway
 
-    return run_gateway(_settings(args))
+    return run_gateway(_settings(args).for_role("gateway"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -180,9 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-kafka", action="store_true", help="use the broker at kafka_bootstrap")
     p.set_defaults(func=cmd_demo)
 
-    from pipeline.control import register as register_issue
+    from pipeline.issues_cli import register as register_issue
 
     register_issue(sub)
+    from pipeline.loadgen import register as register_loadgen
+
+    register_loadgen(sub)
     from pipeline.kafka_local import register as register_kafka
 
     register_kafka(sub)

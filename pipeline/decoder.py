@@ -1,11 +1,13 @@
 """The decode stage: ingest topic → decode + validate + fingerprint → by-fingerprint topic.
 
-Stateless, so it is a plain consumer group (``<app_id>-decode``) rather than a faust agent:
+A message is a schema v1 event, a Sentry event payload or a Sentry envelope, told apart by
+its ``content-type`` header or its shape (``pipeline/stages/formats.py``,
+docs/ingest-formats.md). Stateless, so it is a plain consumer group (``<app_id>-decode``) rather than a faust agent:
 one event per ingest message would cost the stream framework's per-message overhead on every
 event (measured: a faust agent that only iterates tops out at ~7,000 messages/s here; a bare
 aiokafka loop at ~300,000). Each poll is one batch:
 
-    getmany → decode each (pure) → invalid ones to the DLQ with the reason
+    getmany → decode each (pure: format → v1 event(s)) → invalid ones to the DLQ with the reason
             → valid ones grouped by their by-fingerprint partition → one envelope per partition
             → wait until the broker has every message → commit the batch's offsets
 
@@ -17,6 +19,7 @@ event_id (dedup window). Stopping finishes the batch in flight first.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from dataclasses import replace
@@ -30,42 +33,62 @@ from pipeline.grouping.watcher import RulesWatcher
 from pipeline.kafka_clients import client_config
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.stages.decode import DecodedEvent, dead_letter, decode_event
+from pipeline.stages.decode import dead_letter
 from pipeline.stages.envelope import group_by_partition, packed
 from pipeline.stages.fingerprint import enrich
+from pipeline.stages.formats import Headers, IngestFormats, decode_message, ingest_formats
 from pipeline.stages.records import by_fingerprint_line
 
 log = logging.getLogger("errorstream.decode")
 
 
 def decode_batch(
-    records: list[tuple[str, int, int, bytes]],
+    records: list[tuple[str, int, int, bytes, Headers]],
     grouping: GroupingConfig,
     partitions: int,
     metrics: Metrics | None = None,
     now: float | None = None,
+    formats: IngestFormats | None = None,
 ) -> tuple[dict[int, tuple[bytes, list[bytes]]], list[bytes]]:
-    """(topic, partition, offset, value) records → (by-fingerprint partition → (key, lines),
-    dead letters). Pure apart from the counters."""
+    """(topic, partition, offset, value, headers) records → (by-fingerprint partition →
+    (key, lines), dead letters). Pure apart from the counters. A record is schema v1, a
+    Sentry event or a Sentry envelope (``pipeline.stages.formats``)."""
     received_at = time.time() if now is None else now
+    formats = formats or IngestFormats()
     keyed: list[tuple[bytes, bytes]] = []
     dead: list[bytes] = []
-    for topic, partition, offset, raw in records:
-        result = decode_event(raw)
-        if not isinstance(result, DecodedEvent):
+    received: dict[str, int] = {}
+    skipped: collections.Counter = collections.Counter()
+    for topic, partition, offset, raw, headers in records:
+        message = decode_message(
+            raw,
+            headers,
+            formats,
+            received_at=received_at,
+            source=(topic, partition, offset),
+        )
+        received[message.format] = received.get(message.format, 0) + 1
+        if message.invalid is not None:
             if metrics is not None:
-                metrics.events_invalid.labels(result.reason).inc()
+                metrics.events_invalid.labels(message.invalid.reason, message.format).inc()
             source = {"topic": topic, "partition": partition, "offset": offset}
-            dead.append(dead_letter(raw, result, source))
+            dead.append(dead_letter(raw, message.invalid, source, message.format))
             continue
-        record = enrich(result, grouping, received_at=received_at)
-        meta = record["_meta"]
-        # during a grouping transition, key by the old fingerprint: old and new events of
-        # one issue meet in one partition (docs/stream-agents.md, "Grouping transitions")
-        key = (meta["secondary_fingerprints"] or [meta["fingerprint"]])[0]
-        keyed.append((key.encode(), by_fingerprint_line(record, meta)))
+        if message.skipped:
+            skipped.update(message.skipped)
+        for decoded in message.events:
+            record = enrich(decoded, grouping, received_at=received_at)
+            meta = record["_meta"]
+            # during a grouping transition, key by the old fingerprint: old and new events
+            # of one issue meet in one partition (docs/stream-agents.md, "Grouping
+            # transitions")
+            key = (meta["secondary_fingerprints"] or [meta["fingerprint"]])[0]
+            keyed.append((key.encode(), by_fingerprint_line(record, meta)))
     if metrics is not None:  # once per batch: a counter update takes a lock
-        metrics.events_received.inc(len(records))
+        for fmt, n in received.items():
+            metrics.events_received.labels(fmt).inc(n)
+        for item_type, n in skipped.items():
+            metrics.envelope_items_skipped.labels(item_type).inc(n)
         metrics.events_accepted.inc(len(keyed))
     return group_by_partition(keyed, partitions), dead
 
@@ -85,6 +108,7 @@ class Decoder:
         self.wait_until_ready = wait_until_ready
         self.metrics = metrics
         self.grouping = grouping
+        self.formats = ingest_formats(settings)
         self.rules_watcher = rules_watcher  # server-side rules, reloaded when the file changes
         self._next_rules_check = 0.0
         self.consumer: AIOKafkaConsumer | None = None
@@ -167,11 +191,13 @@ class Decoder:
                 n += len(messages)
         started = time.perf_counter()
         records = [
-            (tp.topic, tp.partition, m.offset, m.value or b"")
+            (tp.topic, tp.partition, m.offset, m.value or b"", m.headers)
             for tp, messages in polled.items()
             for m in messages
         ]
-        envelopes, dead = decode_batch(records, self.grouping, self.partitions, self.metrics)
+        envelopes, dead = decode_batch(
+            records, self.grouping, self.partitions, self.metrics, formats=self.formats
+        )
         futures = [await self.producer.send(s.topic_dlq, value=value) for value in dead]
         for p, (key, lines) in envelopes.items():
             for value in packed(lines):

@@ -29,7 +29,8 @@ class Metrics:
         # decode / validate
         self.events_received = Counter(
             "errorstream_ingest_events_received_total",
-            "Raw events read from the ingest topic",
+            "Messages read from the ingest topic, by format (v1, sentry, sentry_envelope, unknown)",
+            ["format"],
             registry=r,
         )
         self.events_accepted = Counter(
@@ -37,8 +38,14 @@ class Metrics:
         )
         self.events_invalid = Counter(
             "errorstream_ingest_events_invalid_total",
-            "Events sent to the dead-letter topic, by reason",
-            ["reason"],
+            "Messages sent to the dead-letter topic, by reason and format",
+            ["reason", "format"],
+            registry=r,
+        )
+        self.envelope_items_skipped = Counter(
+            "errorstream_ingest_envelope_items_skipped_total",
+            "Items of Sentry envelopes on the ingest topic that are not events, by type",
+            ["type"],
             registry=r,
         )
         # stateful stage
@@ -93,6 +100,17 @@ class Metrics:
             "errorstream_issues_commands_applied_total",
             "Lifecycle commands applied to issue state, by command",
             ["command"],
+            registry=r,
+        )
+        self.merge_forwards = Counter(
+            "errorstream_issues_merge_forwards_total",
+            "Events, commands and merged states sent on to a merge target's partition",
+            registry=r,
+        )
+        self.api_issue_actions = Counter(
+            "errorstream_api_issue_actions_total",
+            "Issue actions asked of the HTTP API, by action and result",
+            ["action", "result"],
             registry=r,
         )
         self.alerts_emitted = Counter(
@@ -295,6 +313,15 @@ class Metrics:
             "errorstream_notify_pending_alerts",
             "Alerts read but not yet delivered or dead-lettered (held in digests or being "
             "delivered): their offsets are not committed",
+            registry=r,
+        )
+
+        # the query API and the dashboard (pipeline/dashboard/auth.py)
+        self.api_refused = Counter(
+            "errorstream_api_requests_refused_total",
+            "Requests to the query API or the dashboard refused by authentication or CSRF "
+            "rules, by reason (unauthenticated, credentials, csrf, cross_origin, host)",
+            ["reason"],
             registry=r,
         )
 

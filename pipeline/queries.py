@@ -41,7 +41,6 @@ BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)
 DIMENSIONS = ("fingerprint", "service", "level", "release", "environment")
 BREAKDOWNS = ("category", "level", "service", "release", "environment")
 TOP_ORDERS = ("count", "users", "growth", "new")
-COUNT = "sum(events) + uniqExactMerge(legacy_events)"
 ROLLUP_COUNT = "sum(arraySum(mapValues(counts)))"
 # Partitions never share a key (the period is in the key): FINAL need not merge across them.
 FINAL_SETTINGS = "\nSETTINGS do_not_merge_across_partitions_select_final = 1"
@@ -339,13 +338,16 @@ NEW_FILTER = """
   AND fingerprint IN (SELECT fingerprint FROM {db}.issues FINAL
                       WHERE first_seen >= fromUnixTimestamp64Milli({since_ms:Int64}, 'UTC')
                         AND first_seen < fromUnixTimestamp64Milli({until_ms:Int64}, 'UTC'))"""
+PRIORITY_FILTER = """
+  AND fingerprint IN (SELECT fingerprint FROM {db}.issues FINAL
+                      WHERE priority = {priority:String})"""
 ISSUES_SQL = """
 SELECT fingerprint, service, title, culprit, category, status,
        toUnixTimestamp64Milli(first_seen) / 1000 AS first_seen,
        toUnixTimestamp64Milli(last_seen) / 1000 AS last_seen,
        count, users, levels,
        toUnixTimestamp64Milli(resolved_at) / 1000 AS resolved_at,
-       resolved_in_release, version
+       resolved_in_release, priority, priority_source, assignee, merged_into, version
 FROM {db}.issues FINAL
 WHERE fingerprint IN {fingerprints:Array(String)}
 """
@@ -364,7 +366,8 @@ def _issue(row: dict[str, Any]) -> dict[str, Any]:
         out[key] = int(out[key])
     for key in ("first_seen", "last_seen", "resolved_at"):
         out[key] = None if out.get(key) is None else float(out[key])
-    out["resolved_in_release"] = out.get("resolved_in_release") or None
+    for key in ("resolved_in_release", "assignee", "merged_into"):
+        out[key] = out.get(key) or None
     return out
 
 
@@ -401,15 +404,21 @@ def top_issues(
     until: float,
     order: str = "count",
     limit: int = 50,
+    priority: str = "",
     **filters: str,
 ) -> dict[str, Any]:
     """The issues with the most events (or users, or growth over the previous period of the
-    same length, or first seen in the range), with their titles and states."""
+    same length, or first seen in the range), with their titles, states and priorities;
+    ``priority`` keeps only the issues of that priority."""
     if order not in TOP_ORDERS:
         raise ValueError(f"order must be one of {', '.join(TOP_ORDERS)}")
+    if priority and priority not in ("high", "medium", "low"):
+        raise ValueError("`priority` must be one of high, medium, low")
     filters.pop("fingerprint", None)
     _, params = where(filters)
     params.update(_range_params(since, until), limit=int(limit))
+    if priority:
+        params["priority"] = priority
     tiers = usable_tiers(filters)
     lo, hi = minute_range(since, until)
     parts = count_parts(lo, hi, tiers, cur="1")
@@ -421,7 +430,7 @@ def top_issues(
         parts,
         filters,
         params,
-        extra=NEW_FILTER if order == "new" else "",
+        extra=(NEW_FILTER if order == "new" else "") + (PRIORITY_FILTER if priority else ""),
         state=", __USERS_STATE__ AS u" if order == "users" else "",
     )
     # Merging uniq states is the costly part: rank by users only when asked to, and count
@@ -452,6 +461,8 @@ def top_issues(
                 "category": state.get("category", "unknown"),
                 "status": state.get("status", "unknown"),
                 "service": state.get("service", ""),
+                "priority": state.get("priority") or "medium",
+                "assignee": state.get("assignee"),
                 "events": events,
                 "users": int(r["n_users"]),
                 "previous": previous if order == "growth" else None,

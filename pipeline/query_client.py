@@ -16,6 +16,7 @@ the same functions of ``pipeline.queries``.
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 import time
 import urllib.error
@@ -58,6 +59,7 @@ def register(sub, func) -> None:
     _common(t, "24h", FILTERS[1:])
     t.add_argument("--order", default="count", choices=queries.TOP_ORDERS)
     t.add_argument("--limit", type=int, default=50)
+    t.add_argument("--priority", default="", choices=("", "high", "medium", "low"))
 
     t = qsub.add_parser("issue", help="one issue: totals, users, breakdowns, latest event")
     t.add_argument("fingerprint")
@@ -93,7 +95,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     if hasattr(args, "since"):
         since, until = queries.time_range(args.since, args.until)
         params.update(since=since, until=until)
-    for key in (*FILTERS, "bucket", "order", "limit", "by", "kind", "format"):
+    for key in (*FILTERS, "bucket", "order", "limit", "by", "kind", "format", "priority"):
         value = getattr(args, key, None)
         if value and not (args.query == "issue" and key == "fingerprint"):
             params[key] = value
@@ -109,6 +111,9 @@ def _open(settings, path: str, params: dict[str, Any], timeout: float):
     request = urllib.request.Request(url)
     if settings.api_token:
         request.add_header("Authorization", f"Bearer {settings.api_token}")
+    elif settings.http_auth_password:  # basic auth (docs/dashboard.md)
+        pair = f"{settings.http_auth_user}:{settings.http_auth_password}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
@@ -144,7 +149,13 @@ def _direct(backend, args, p: dict[str, Any]) -> Any:
         return queries.timeline(backend, p["since"], p["until"], p.get("bucket"), **filters)
     if args.query == "top":
         return queries.top_issues(
-            backend, p["since"], p["until"], p.get("order", "count"), p.get("limit", 50), **filters
+            backend,
+            p["since"],
+            p["until"],
+            p.get("order", "count"),
+            p.get("limit", 50),
+            priority=p.get("priority", ""),
+            **filters,
         )
     if args.query == "issue":
         data = queries.issue_detail(backend, args.fingerprint)
@@ -193,12 +204,14 @@ def print_timeline(data: dict[str, Any], out=sys.stdout) -> None:
 def print_top(data: dict[str, Any], out=sys.stdout) -> None:
     growth = data["order"] == "growth"
     out.write(
-        f"{'events':>9} {'users':>7} {'growth' if growth else 'status':>9}  fingerprint       title\n"
+        f"{'events':>9} {'users':>7} {'growth' if growth else 'status':>9} {'priority':<8} "
+        "fingerprint       title\n"
     )
     for i in data["issues"]:
         third = f"{i['growth']:+d}" if growth else i["status"]
         out.write(
-            f"{i['events']:>9} {i['users']:>7} {third:>9}  {i['fingerprint'][:16]:<16}  {i['title'][:70]}\n"
+            f"{i['events']:>9} {i['users']:>7} {third:>9} {i.get('priority', '-'):<8} "
+            f"{i['fingerprint'][:16]:<16}  {i['title'][:70]}\n"
         )
 
 

@@ -155,6 +155,7 @@ class SinkRunner:
 def run_sink(settings: Settings) -> int:
     from pipeline.api import build_api
     from pipeline.chhttp import ClickHouseHttpService
+    from pipeline.control import CommandPublisher
     from pipeline.metrics import Metrics
     from pipeline.worker import PreflightError, open_storage, preflight_kafka
 
@@ -199,8 +200,10 @@ def run_sink(settings: Settings) -> int:
             backend,
             metrics,
             readiness,
-            api_token=settings.api_token,
             issues_view=live_issues if "agent" in peers.urls else None,
+            # issue actions go out through the sink's producer (started by the runner)
+            publisher=CommandPublisher(settings.topic_control, runner.producer),
+            settings=settings,
         )
         http = HttpServer(api, settings.web_host, settings.web_port)
         # the read-only ClickHouse HTTP interface: only this process can open the chDB folder

@@ -124,6 +124,8 @@ _LEGACY = {
 # -- level, ids, time ---------------------------------------------------------------------
 def level_of(raw: Any) -> str:
     if isinstance(raw, int | float) and not isinstance(raw, bool):  # Python logging levels
+        if raw != raw or raw in (float("inf"), float("-inf")):  # not a level: NaN, infinity
+            return "error"
         n = int(raw)
         return (
             "fatal" if n >= 50 else "error" if n >= 40 else "warning" if n >= 30 else "info"
@@ -533,7 +535,10 @@ def breadcrumbs_of(raw: Any) -> dict[str, Any] | None:
         if isinstance(ts, str | int | float) and not isinstance(ts, bool):
             crumb["timestamp"] = ts
         for key in ("category", "message", "level", "type"):
-            if (text := _str(c.get(key), 8192)) is not None:
+            value = c.get(key)
+            if value.__class__ is str:
+                crumb[key] = value if len(value) <= 8192 else value[:8192]
+            elif value is not None and (text := _str(value, 8192)) is not None:
                 crumb[key] = text
         if isinstance(c.get("data"), dict):
             crumb["data"] = c["data"]

@@ -116,6 +116,28 @@ class Settings:
             maximum=5.0,
         ),
     )
+    # --- ingest formats: Sentry payloads on the ingest topic (docs/ingest-formats.md) ----
+    ingest_sentry_service_from: str = field(
+        default="header:service, tag:service",
+        metadata=_meta(
+            "where a Sentry payload's service comes from, first with a value wins: "
+            "`header:<kafka header>`, `tag:<tag key>`, `server_name`, `sdk.name`, "
+            "comma separated; none = ingest_sentry_default_service"
+        ),
+    )
+    ingest_sentry_default_service: str = field(
+        default="sentry",
+        metadata=_meta("service of a Sentry payload no ingest_sentry_service_from source names"),
+    )
+    ingest_sentry_scrub: int = field(
+        default=1,
+        metadata=_meta(
+            "1 = scrub Sentry payloads from the ingest topic with the SDK's rules (as the "
+            "gateway does)",
+            minimum=0,
+            maximum=1,
+        ),
+    )
     # --- worker state ------------------------------------------------------------------
     data_dir: str = field(
         default=".errorstream/data", metadata=_meta("folder for table stores and chDB data")
@@ -156,8 +178,24 @@ class Settings:
     sink_retry_max_backoff: float = field(
         default=10.0, metadata=_meta("seconds between insert retries at most", minimum=0.01)
     )
+    sink_nice: int = field(
+        default=5,
+        metadata=_meta(
+            "niceness the sink process adds to its own (`nice`): when the CPU is short the "
+            "decoder and the agent, which make the alerts, run first and the sink catches up "
+            "after; 0 = the same priority",
+            minimum=0,
+            maximum=19,
+        ),
+    )
     # --- grouping ----------------------------------------------------------------------
-    grouping_version: str = field(default="v1", metadata=_meta("grouping algorithm version"))
+    grouping_version: str = field(
+        default="v2",
+        metadata=_meta(
+            "grouping algorithm version (v2; v1 = the first one, for deployments not yet "
+            "moved: docs/grouping.md, \"Changing the grouping version safely\")"
+        ),
+    )
     grouping_rules_file: str = field(
         default="", metadata=_meta("server-side fingerprint rules (TOML or YAML)")
     )
@@ -241,7 +279,27 @@ class Settings:
     )
     api_token: str = field(
         default="",
-        metadata=_meta("bearer token required by the query API when set", secret=True),
+        metadata=_meta(
+            "bearer token for the query API and the dashboard (Authorization: Bearer); "
+            "docs/dashboard.md",
+            secret=True,
+        ),
+    )
+    http_auth_user: str = field(
+        default="admin",
+        metadata=_meta(
+            "user name of HTTP basic auth on the query API and the dashboard (with "
+            "http_auth_password); also the ClickHouse HTTP interface's user unless "
+            "clickhouse_http_password is set"
+        ),
+    )
+    http_auth_password: str = field(
+        default="",
+        metadata=_meta(
+            "password of http_auth_user; empty = no basic auth. With neither it nor api_token "
+            "the API is open, allowed only when web_host is loopback",
+            secret=True,
+        ),
     )
     # --- operations ------------------------------------------------------------------
     shutdown_timeout: float = field(
@@ -367,12 +425,17 @@ class Settings:
         ),
     )
     clickhouse_http_user: str = field(
-        default="default", metadata=_meta("user name the ClickHouse HTTP interface accepts")
+        default="default",
+        metadata=_meta(
+            "user name the ClickHouse HTTP interface accepts when clickhouse_http_password is "
+            "set (otherwise http_auth_user / http_auth_password apply when set)"
+        ),
     )
     clickhouse_http_password: str = field(
         default="",
         metadata=_meta(
-            "password of clickhouse_http_user; empty = none (allowed on loopback only)",
+            "password of clickhouse_http_user, overriding the dashboard's http_auth_user / "
+            "http_auth_password; with neither set: no password (allowed on loopback only)",
             secret=True,
         ),
     )
@@ -466,6 +529,22 @@ class Settings:
         return self.clickhouse_path or str(Path(self.data_dir) / "clickhouse")
 
     @property
+    def api_auth_enabled(self) -> bool:
+        """The query API and the dashboard ask for a bearer token or basic auth."""
+        return bool(self.api_token or self.http_auth_password)
+
+    @property
+    def clickhouse_http_credentials(self) -> tuple[str, str]:
+        """(user, password) the ClickHouse HTTP interface accepts: its own pair when
+        clickhouse_http_password is set, else the dashboard's http_auth_user /
+        http_auth_password when that password is set, else clickhouse_http_user and none."""
+        if self.clickhouse_http_password:
+            return self.clickhouse_http_user, self.clickhouse_http_password
+        if self.http_auth_password:
+            return self.http_auth_user, self.http_auth_password
+        return self.clickhouse_http_user, ""
+
+    @property
     def effective_api_url(self) -> str:
         return self.api_url or f"http://{self.web_host}:{self.web_port}"
 
@@ -484,6 +563,19 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
+    def for_role(self, role: str) -> RoleSettings | Settings:
+        """The settings of the sections ``role``'s process needs (``ROLE_SECTIONS``);
+        a role that is not listed (the supervisor, one-shot commands) gets them all."""
+        sections = ROLE_SECTIONS.get(role)
+        return self if sections is None else RoleSettings(self, role, sections)
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The effective configuration with secrets masked, grouped by section."""
+        out: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+        for key, value in self.masked().items():
+            out[section_of(key)][key] = value
+        return out
+
 
 def _mask_secret(value: str) -> str:
     if "://" in value and "@" in value:  # keep scheme and host of a URL, hide user info
@@ -494,6 +586,7 @@ def _mask_secret(value: str) -> str:
 
 # keys of files and ERRORSTREAM_* variables; derived fields are computed at load
 _FIELDS = {f.name: f for f in fields(Settings) if not f.metadata.get("derived")}
+_ALL_FIELDS = frozenset(f.name for f in fields(Settings))
 
 
 def _coerce(key: str, source: str, raw: Any, f: dataclasses.Field) -> Any:
@@ -528,6 +621,21 @@ def _coerce(key: str, source: str, raw: Any, f: dataclasses.Field) -> Any:
     return value
 
 
+def _sectioned_key(path: Path, table: str, key: str) -> str:
+    """The setting a ``[table] key`` names: ``table_key`` (``[kafka] bootstrap``), or, in a
+    section's table, a setting of that section by its whole name (``[ops] log_level``)."""
+    joined = f"{table}_{key}"
+    if table in SECTIONS and key in _FIELDS and joined not in _FIELDS:
+        if section_of(key) != table:
+            raise ConfigError(
+                f"config file {path}: '{table}.{key}': {key} is in section [{section_of(key)}]"
+            )
+        return key
+    if joined not in _FIELDS:
+        raise ConfigError(f"config file {path}: unknown key '{table}.{key}'")
+    return joined
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML or YAML settings file into a flat mapping; errors name the file."""
     p = Path(path)
@@ -549,10 +657,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):  # [kafka] bootstrap = ... → kafka_bootstrap
             for sub, subvalue in value.items():
-                name = f"{key}_{sub}"
-                if name not in _FIELDS:
-                    raise ConfigError(f"config file {p}: unknown key '{key}.{sub}'")
-                flat[name] = subvalue
+                flat[_sectioned_key(p, str(key), str(sub))] = subvalue
         else:
             flat[str(key)] = value
     return flat
@@ -600,6 +705,122 @@ def load_settings(
 
 ROLES = ("decoder", "agent", "sink")
 
+# --- sections -------------------------------------------------------------------------------
+# Every setting belongs to one section; each process receives only the sections of its role
+# (``Settings.for_role``). Files may group keys in ``[section]`` tables; environment variables
+# stay flat (``ERRORSTREAM_<KEY>``). Rules in order: the first prefix or name that matches.
+SECTIONS = ("kafka", "decode", "grouping", "issues", "sink", "http", "ops", "gateway", "notify")
+_SECTION_RULES: tuple[tuple[str, str], ...] = (
+    ("notify_", "notify"),
+    ("topic_notify_dlq", "notify"),
+    ("gateway_", "gateway"),
+    ("kafka_", "kafka"),
+    ("topic_", "kafka"),
+    ("app_id", "kafka"),
+    ("partitions", "kafka"),
+    ("replication_factor", "kafka"),
+    ("decode_", "decode"),
+    ("ingest_", "decode"),
+    ("grouping_", "grouping"),
+    ("clickhouse_http_", "http"),
+    ("clickhouse_", "sink"),
+    ("sink_", "sink"),
+    ("retention_days", "sink"),
+    ("web_", "http"),
+    ("api_", "http"),
+    ("http_", "http"),
+    ("table_store", "issues"),
+    ("fingerprint_limit_per_minute", "issues"),
+    ("service_limit_per_minute", "issues"),
+    ("sample_rates", "issues"),
+    ("window_grace", "issues"),
+    ("spike_", "issues"),
+    ("service_spike_", "issues"),
+    ("threshold_rules", "issues"),
+    ("error_rate_", "issues"),
+    ("alert_cooldown", "issues"),
+    ("incident_min_issues", "issues"),
+    ("dedup_window_minutes", "issues"),
+    ("data_dir", "ops"),
+    ("shutdown_timeout", "ops"),
+    ("lag_interval", "ops"),
+    ("ops_", "ops"),
+    ("peer_urls", "ops"),
+    ("restart_backoff_max", "ops"),
+    ("log_", "ops"),
+)
+# the sections each process receives; a process that is not listed receives every section
+ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "decoder": ("kafka", "decode", "grouping", "ops"),
+    "agent": ("kafka", "issues", "ops"),
+    "sink": ("kafka", "sink", "http", "ops"),
+    "gateway": ("kafka", "gateway", "http", "ops"),
+    "notify": ("kafka", "notify", "http", "ops"),
+}
+# single keys a role receives beyond its sections: the decoder converts Sentry payloads read
+# from Kafka under the same JSON shape limits as the gateway (docs/ingest-formats.md)
+ROLE_KEYS: dict[str, tuple[str, ...]] = {
+    "decoder": ("gateway_max_json_depth", "gateway_max_field_chars"),
+}
+# derived values: the sections they are computed from
+_PROPERTY_SECTIONS = {
+    "chdb_path": ("sink", "ops"),
+    "effective_api_url": ("http",),
+    "api_auth_enabled": ("http",),
+    "clickhouse_http_credentials": ("http",),
+}
+
+
+def section_of(name: str) -> str:
+    """The section of a setting; raises KeyError for a name no rule covers."""
+    for rule, section in _SECTION_RULES:
+        if name == rule or (rule.endswith("_") and name.startswith(rule)):
+            return section
+    raise KeyError(name)
+
+
+class RoleSettings:
+    """The settings one process receives: the fields of its role's sections as plain
+    attributes (read as fast as the full object's), and a clear error for any other one."""
+
+    def __init__(self, settings: Settings, role: str, sections: tuple[str, ...]) -> None:
+        self.__dict__["_role"] = role
+        self.__dict__["_sections"] = sections
+        self.__dict__["_settings"] = settings
+        keys = ROLE_KEYS.get(role, ())
+        for f in fields(settings):
+            if section_of(f.name) in sections or f.name in keys:
+                self.__dict__[f.name] = getattr(settings, f.name)
+        for name, needs in _PROPERTY_SECTIONS.items():
+            if all(section in sections for section in needs):
+                self.__dict__[name] = getattr(settings, name)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _ALL_FIELDS or name in _PROPERTY_SECTIONS:
+            section = (
+                section_of(name) if name in _ALL_FIELDS else "/".join(_PROPERTY_SECTIONS[name])
+            )
+            raise AttributeError(
+                f"setting {name!r} is in section [{section}], which the {self._role} process "
+                f"does not receive (it gets {', '.join(self._sections)})"
+            )
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to setting {name!r}")
+
+    def replace(self, **changes: Any) -> RoleSettings:
+        for name in changes:
+            getattr(self, name)  # only its own sections' settings
+        return self._settings.replace(**changes).for_role(self._role)
+
+    def masked(self) -> dict[str, Any]:
+        own = {f.name for f in fields(self._settings) if f.name in self.__dict__}
+        return {k: v for k, v in self._settings.masked().items() if k in own}
+
+    def __repr__(self) -> str:
+        return f"RoleSettings({self._role}: {', '.join(self._sections)})"
+
 
 def peer_urls(raw: str) -> dict[str, str]:
     """``role=url,...`` → {role: url}; a bad entry raises ValueError naming it."""
@@ -644,13 +865,18 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"peer_urls: {exc}") from None
     if (
         s.clickhouse_http_port
-        and not s.clickhouse_http_password
+        and not s.clickhouse_http_credentials[1]
         and s.clickhouse_http_host not in LOOPBACK_HOSTS
     ):
         raise ConfigError(
             f"clickhouse_http_host: {s.clickhouse_http_host!r} is not loopback; set "
-            "clickhouse_http_password to serve the ClickHouse HTTP interface there"
+            "http_auth_password (or clickhouse_http_password) to serve the ClickHouse HTTP "
+            "interface there"
         )
+    if s.http_auth_password and not s.http_auth_user:
+        raise ConfigError("http_auth_user: required with http_auth_password")
+    if ":" in s.http_auth_user:
+        raise ConfigError("http_auth_user: must not contain ':' (HTTP basic auth)")
     if not s.table_store.startswith(("memory://", "rocksdb://", "rocksdict://")):
         raise ConfigError(
             f"table_store: expected memory://, rocksdb:// or rocksdict://, got {s.table_store!r}"
@@ -679,9 +905,26 @@ def _validate(s: Settings) -> None:
             parse(getattr(s, key))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    from pipeline.stages.formats import parse_service_sources
+
+    try:
+        parse_service_sources(s.ingest_sentry_service_from)
+    except ValueError as exc:
+        raise ConfigError(f"ingest_sentry_service_from: {exc}") from None
     from pipeline.grouping.settings import grouping_config
 
     try:
         grouping_config(s)
     except ValueError as exc:  # bad version, patterns or rules file: name the key's problem
         raise ConfigError(f"grouping: {exc}") from None
+
+
+def check_api_bind(s: Settings) -> None:
+    """The query API and the dashboard (sink role, ``errorstream api``) refuse to serve an
+    address other than loopback without authentication. Not part of load-time validation:
+    the gateway and the notifier listen on web_host too and have their own auth."""
+    if not s.api_auth_enabled and s.web_host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"web_host: {s.web_host!r} is not loopback; set api_token or http_auth_password "
+            "to serve the query API and the dashboard there (docs/dashboard.md)"
+        )

@@ -2,7 +2,8 @@
 
 - ``event.v1.json``: an error event on the ingest topic (Sentry field names + ``service``).
 - ``alert.v1.json``: an alert on the alerts topic.
-- ``examples/<schema>/{valid,invalid}/``: payloads that drive the tests;
+- ``examples/<schema>/{valid,invalid}/``: payloads that drive the tests (``sentry/``: Sentry
+  event payloads, accepted on the ingest topic as they are: docs/ingest-formats.md);
   ``invalid/expectations.json`` says which reason and field each invalid one must report.
 """
 

@@ -6,7 +6,14 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 Level = Literal["fatal", "critical", "error", "warning", "info", "debug"]
 AlertKind = Literal[
-    "new_issue", "regression", "threshold", "critical", "spike", "error_rate", "incident"
+    "new_issue",
+    "regression",
+    "threshold",
+    "critical",
+    "spike",
+    "error_rate",
+    "incident",
+    "escalating",
 ]
 
 

@@ -6,6 +6,11 @@ first), then the state (one changelog write per changed key), then the processed
 Acked by hand, in order, once its processed envelope is delivered (``AckWhenDelivered``),
 without waiting for that delivery before starting the next envelope.
 
+Cross-partition merges: an event, a command or a merged issue's state whose issue lives in
+another partition (each issue state records its partition, ``p``) is sent on to that
+partition's by-fingerprint topic with the envelope's other output, and acked with it
+(docs/issues.md, "Merges across partitions").
+
 State, all co-partitioned with the by-fingerprint topic and changelog-backed:
     dedup (event_id window) · aliases (secondary/merged → canonical fingerprint)
     issues (issue state) · services (per-partition share) · minutes (exact counts)
@@ -22,12 +27,22 @@ import orjson
 from pipeline.faust_internals import AckWhenDelivered, Overlay, PartitionGuard, write_state
 from pipeline.metrics import Metrics
 from pipeline.stages.aggregate import dedup_key, minute_key, process_event, service_key
-from pipeline.stages.commands import canonical, command_outcome
+from pipeline.stages.commands import (
+    ALIAS_HOPS,
+    canonical,
+    command_outcome,
+    merge_in_outcome,
+    owned,
+)
 from pipeline.stages.dedup import DedupWindow, EvictionQueue
-from pipeline.stages.envelope import packed, position, unpack
+from pipeline.stages.envelope import packed, partition_for, position, unpack
 from pipeline.stages.records import (
     COMMAND_MARKER,
+    MERGE_IN_MARKER,
+    command_line,
+    forwarded_line,
     issue_state_line,
+    merge_in_line,
     processed_line,
     read_by_fingerprint_line,
 )
@@ -106,13 +121,19 @@ class IssuesAgent:
         rules: StreamRules,
         metrics: Metrics,
         guard: PartitionGuard,
+        partitions: int = 1,
     ) -> None:
         self.app, self.tables, self.topics = app, tables, topics
+        self.partitions = partitions
         self.rules, self.metrics, self.guard = rules, metrics, guard
         self.eviction = PartitionEviction(tables["dedup"], tables["minutes"], rules)
 
     def issue_snapshots(self) -> list[dict]:
-        return [v["issue"] for v in self.tables["issues"].values() if v]
+        return [
+            v["issue"]
+            for v in self.tables["issues"].values()
+            if v and not v["issue"].get("merged_into")  # merged away: its target counts
+        ]
 
     async def run(self, stream: Any) -> None:
         stream = stream.noack()
@@ -132,13 +153,23 @@ class IssuesAgent:
         st = State(*(Overlay(self.tables[name]) for name in TABLES))
         alerts: list[dict] = []
         processed: list = []  # serialized records, or (fingerprint, record) of events
+        # (target fingerprint, by-fingerprint line, its partition or None: the key's)
+        forwards: list[tuple[str, bytes, int | None]] = []
         for index, line in enumerate(unpack(msg.value)):
             record, rest = read_by_fingerprint_line(line)
             pos = position(msg.offset, index)
             if COMMAND_MARKER in record:
-                self.handle_command(record[COMMAND_MARKER], pos, st, processed)
+                command = record[COMMAND_MARKER]
+                out = command_outcome(command, pos, st.issues, st.aliases, msg.partition)
+                self.apply_outcome(command["command"], out, msg.partition, st, processed, forwards)
+            elif MERGE_IN_MARKER in record:
+                merge = record[MERGE_IN_MARKER]
+                out = merge_in_outcome(merge, pos, st.issues, st.aliases, msg.partition)
+                self.apply_outcome("merge_in", out, msg.partition, st, processed, forwards)
             else:
-                self.process_record(record, rest, pos, msg.partition, st, alerts, processed)
+                self.process_record(
+                    record, rest, pos, msg.partition, st, alerts, processed, forwards
+                )
         # the envelope's first-seen event ids: one dedup table key for all of them
         batch_key = f"{msg.partition}|b|{msg.offset}"
         batch = self.eviction.for_partition(msg.partition)[0].take_batch(batch_key)
@@ -159,6 +190,13 @@ class IssuesAgent:
             # an alert (same alert_id, which the alerts table keeps once); never loses one
             await asyncio.gather(*await write_state(self.app, st, msg.partition))
         sent = await write_state(self.app, st, msg.partition)
+        by_fp = self.topics["by_fingerprint"]
+        for target, line, where in forwards:  # acked with this envelope, like its output
+            key = target.encode()
+            partition = partition_for(key, self.partitions) if where is None else where
+            sent.append(await by_fp.send(key=key, value=line, partition=partition))
+        if forwards:
+            self.metrics.merge_forwards.inc(len(forwards))
         processed_topic = self.topics["processed"]
         sent += [
             await processed_topic.send(key=msg.key, value=value, partition=msg.partition)
@@ -166,18 +204,24 @@ class IssuesAgent:
         ]
         return sent
 
-    def handle_command(self, command: dict, pos: int, st: State, processed: list) -> None:
-        out = command_outcome(command, pos, st.issues, st.aliases)
+    def apply_outcome(
+        self, action: str, out: Any, partition: int, st: State, processed: list, forwards: list
+    ) -> None:
         if out is None:
             return  # another partition owns it, or a replay of an applied command
         for key, state in out.issues.items():
-            st.issues[key] = state
+            st.issues[key] = {**state, "p": partition}  # written to this partition's changelog
         for key, target in out.aliases.items():
             st.aliases[key] = target
-        for key in out.deleted:
-            del st.issues[key]
-        processed.extend(issue_state_line(snapshot) for snapshot in out.snapshots)
-        self.metrics.commands_applied.labels(command["command"]).inc()
+        for key in out.deleted:  # unmerge: the alias goes
+            if key in st.aliases:
+                del st.aliases[key]
+        processed.extend(issue_state_line(snapshot, out.audit) for snapshot in out.snapshots)
+        for target, record, where in out.forward:
+            line = merge_in_line(record) if "state" in record else command_line(record)
+            forwards.append((target, line, where))
+        if out.snapshots:
+            self.metrics.commands_applied.labels(action).inc()
 
     def process_record(
         self,
@@ -188,6 +232,7 @@ class IssuesAgent:
         st: State,
         alerts: list,
         processed: list,
+        forwards: list,
     ) -> None:
         """One event (its facts, and the REST of its body unparsed): the outcome's record is
         appended to ``processed`` as (fp, record, REST when the body is stored)."""
@@ -199,6 +244,12 @@ class IssuesAgent:
         )
         if alias is not None:
             st.aliases[meta["fingerprint"]] = alias
+        if not owned(state, partition) and meta.get("forwarded", 0) < ALIAS_HOPS:
+            if fp != meta["fingerprint"] or state is not None:
+                # merged into an issue of another partition: counted there
+                where = None if state is None else state.get("p")
+                forwards.append((fp, forwarded_line(record, rest, fp), where))
+                return
         dkey = dedup_key(record, partition)
         mkey = minute_key(record, fp, partition)
         skey = service_key(record["service"], partition)
@@ -224,6 +275,7 @@ class IssuesAgent:
         if out.issue is not None:
             if state is None:
                 metrics.issues_tracked.inc()
+            out.issue["p"] = partition  # the partition whose changelog holds it
             st.issues[fp] = out.issue
         if out.service is not None:
             st.services[skey] = out.service

@@ -2,10 +2,18 @@
 
     envelope  parse -> count items by type -> `event` items: size, JSON ->
               pipeline.sentry.to_event_v1 (every value cut to the schema's bounds) ->
-              depth / field-size limits on the parts passed through as sent (free_form) ->
-              scrub -> schema v1 check -> records
+              scrub + depth / field-size limits on the parts passed through as sent
+              (free_form), in one walk -> records
     store     one Sentry event (legacy clients may send it base64 + zlib) -> the same
     v1        schema v1 JSON object or JSON lines -> limits -> schema v1 check -> scrub
+
+The decoder runs the same ``from_envelope`` / ``from_sentry_payload`` on Sentry payloads
+read from the ingest topic (``pipeline.stages.formats``): one conversion for both paths.
+
+A converted event is not checked against schema v1 again: the conversion fits every value
+to the schema and scrubbing cuts what it lengthened back to those bounds (property-tested in
+tests/unit/gateway/test_sentry_conversion.py and test_scrub.py), and the worker validates
+every record it decodes all the same. Events sent as schema v1 are checked, being as sent.
 
 Any refusal is a ``Refused`` with the HTTP status, a reason code (the label of the rejects
 metric) and a short message for the client: no internal detail.
@@ -17,7 +25,7 @@ import base64
 import binascii
 import collections
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +61,7 @@ class Batch:
 
     records: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
     event_ids: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # the checked v1 events
     items: collections.Counter = field(default_factory=collections.Counter)
     reply_id: str | None = None
 
@@ -116,6 +125,19 @@ def _limit_free_form(event: dict[str, Any], limits: IngestLimits, what: str) -> 
             _limit(part, limits, what)
 
 
+def _finish_converted(
+    event: dict[str, Any], limits: IngestLimits, scrubber: Scrubber | None, what: str
+) -> dict[str, Any]:
+    """Limits on the free-form parts and scrubbing (one walk when scrubbing is on)."""
+    if scrubber is None:
+        _limit_free_form(event, limits, what)
+        return event
+    try:
+        return scrub_event(event, scrubber, limits.max_json_depth, limits.max_field_chars)
+    except LimitExceeded as exc:
+        raise Refused(exc.status, exc.reason, f"{what}: {exc.detail}") from None
+
+
 def _checked(event: dict[str, Any], what: str) -> dict[str, Any]:
     result = validate_event(event)
     if isinstance(result, Invalid):
@@ -127,6 +149,35 @@ def _add(batch: Batch, event: dict[str, Any]) -> None:
     event_id = event["event_id"]
     batch.records.append((event_id.encode(), orjson.dumps(event)))
     batch.event_ids.append(event_id)
+    batch.events.append(event)
+
+
+# the service of a Sentry payload: one name for the whole body (the gateway: the project's),
+# or a function of the payload (the decoder: Kafka header, tags ... pipeline.stages.formats)
+Service = str | Callable[[Mapping[str, Any]], str]
+
+
+def _sentry_event(
+    batch: Batch,
+    payload: Mapping[str, Any],
+    *,
+    service: Service,
+    received_at: float,
+    limits: IngestLimits,
+    scrubber: Scrubber | None,
+    what: str,
+    event_id: str | None = None,
+    client_ip: str | None = None,
+) -> None:
+    """One Sentry event payload -> the v1 event added to ``batch`` (or ``Refused``)."""
+    event = to_event_v1(
+        payload,
+        service=service if isinstance(service, str) else service(payload),
+        received_at=received_at,
+        event_id=event_id,
+        client_ip=client_ip,
+    )
+    _add(batch, _finish_converted(event, limits, scrubber, what))
 
 
 def parse(body: bytes) -> Envelope:
@@ -143,7 +194,7 @@ def event_count(envelope: Envelope) -> int:
 def from_envelope(
     envelope: Envelope,
     *,
-    service: str,
+    service: Service,
     received_at: float,
     limits: IngestLimits,
     scrubber: Scrubber | None,
@@ -156,18 +207,18 @@ def from_envelope(
         batch.items[item.metric_type] += 1
         if item.type != "event":
             continue  # accepted and counted, not published (docs/gateway.md)
-        payload = _load(item.payload, limits, f"item {number} (event)")
-        event = to_event_v1(
-            payload,
+        what = f"item {number} (event)"
+        _sentry_event(
+            batch,
+            _load(item.payload, limits, what),
             service=service,
             received_at=received_at,
+            limits=limits,
+            scrubber=scrubber,
+            what=what,
             event_id=header_id,
             client_ip=client_ip,
         )
-        _limit_free_form(event, limits, f"item {number} (event)")
-        if scrubber is not None:
-            scrub_event(event, scrubber)
-        _add(batch, _checked(event, f"item {number} (event)"))
     if batch.event_ids:
         batch.reply_id = batch.event_ids[0]
     elif header_id:
@@ -196,14 +247,43 @@ def from_store(
     scrubber: Scrubber | None,
     client_ip: str | None = None,
 ) -> Batch:
-    batch = Batch()
     payload = _load(_legacy_store_body(body), limits, "event")
+    return from_sentry_payload(
+        payload,
+        service=service,
+        received_at=received_at,
+        limits=limits,
+        scrubber=scrubber,
+        client_ip=client_ip,
+    )
+
+
+def from_sentry_payload(
+    payload: Mapping[str, Any],
+    *,
+    service: Service,
+    received_at: float,
+    limits: IngestLimits,
+    scrubber: Scrubber | None,
+    event_id: str | None = None,
+    client_ip: str | None = None,
+    what: str = "event",
+) -> Batch:
+    """One parsed Sentry event payload; ``event_id`` is the fallback when it has none;
+    ``what`` begins the message of a refusal."""
+    batch = Batch()
     batch.items["event"] += 1
-    event = to_event_v1(payload, service=service, received_at=received_at, client_ip=client_ip)
-    _limit_free_form(event, limits, "event")
-    if scrubber is not None:
-        scrub_event(event, scrubber)
-    _add(batch, _checked(event, "event"))
+    _sentry_event(
+        batch,
+        payload,
+        service=service,
+        received_at=received_at,
+        limits=limits,
+        scrubber=scrubber,
+        what=what,
+        event_id=event_id,
+        client_ip=client_ip,
+    )
     batch.reply_id = batch.event_ids[0]
     return batch
 

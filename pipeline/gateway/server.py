@@ -134,6 +134,25 @@ def build_gateway(
     scrubber = GatewayScrubber() if config.scrub else None
     m = metrics
     inflight = inflight if inflight is not None else InFlight()
+    # labelled children looked up once, not on every request (labels() takes a lock)
+    wire_bytes = m.gateway_bytes.labels("wire")
+    decompressed_bytes = m.gateway_bytes.labels("decompressed")
+    requests_by: dict[tuple[str, int], Any] = {}
+    items_by: dict[str, Any] = {}
+
+    def count_request(endpoint: str, status: int) -> None:
+        child = requests_by.get((endpoint, status))
+        if child is None:
+            child = requests_by[(endpoint, status)] = m.gateway_requests.labels(
+                endpoint, str(status)
+            )
+        child.inc()
+
+    def count_items(item_type: str, count: int) -> None:
+        child = items_by.get(item_type)
+        if child is None:
+            child = items_by[item_type] = m.gateway_items.labels(item_type)
+        child.inc(count)
 
     def cors_origin(request: web.Request) -> str | None:
         origin = request.headers.get("Origin")
@@ -166,7 +185,7 @@ def build_gateway(
             response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
             response.headers["Vary"] = "Origin"
         if endpoint != "ops":
-            m.gateway_requests.labels(endpoint, str(response.status)).inc()
+            count_request(endpoint, response.status)
         return response
 
     async def read_body(request: web.Request) -> bytes:
@@ -181,7 +200,7 @@ def build_gateway(
                 raise Refused(413, "too_large", f"body over {cap} bytes")
             chunks.append(chunk)
         body = b"".join(chunks)
-        m.gateway_bytes.labels("wire").inc(len(body))
+        wire_bytes.inc(len(body))
         try:
             body = decompress(
                 body, request.headers.get("Content-Encoding", ""), config.max_decompressed_bytes
@@ -190,7 +209,7 @@ def build_gateway(
             status = 413 if exc.reason == "too_large_decompressed" else 400
             status = 415 if exc.reason == "unsupported_encoding" else status
             raise Refused(status, exc.reason, str(exc)) from None
-        m.gateway_bytes.labels("decompressed").inc(len(body))
+        decompressed_bytes.inc(len(body))
         return body
 
     def given_key(request: web.Request) -> str | None:
@@ -231,7 +250,7 @@ def build_gateway(
             m.gateway_publish_latency.observe(took)
             m.gateway_events_published.inc(len(batch.records))
         for item_type, count in batch.items.items():
-            m.gateway_items.labels(item_type).inc(count)
+            count_items(item_type, count)
         return _reply({"id": batch.reply_id} if batch.reply_id else {})
 
     def client_ip(request: web.Request) -> str | None:

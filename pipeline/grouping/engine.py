@@ -103,8 +103,10 @@ def group_event(
             if old_algorithm.frames is algorithm.frames
             else view_event(event, overrides, old_algorithm.frames)
         )
-        old = _fingerprint(old_view, config, old_algorithm, rule)[0]
-        if old != fingerprint:
+        old, old_variant = _fingerprint(old_view, config, old_algorithm, rule)[:2]
+        # v1's `fallback` hash is one value shared by unrelated events (nothing to group on):
+        # an issue known by it must not absorb events that the new version tells apart.
+        if old != fingerprint and old_variant != "fallback":
             secondary = (old,)
     normalize = algorithm.normalize or normalize_text
     title = title_of(view, config.custom_patterns, normalize)

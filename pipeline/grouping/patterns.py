@@ -301,10 +301,6 @@ NEEDS_DIGIT = frozenset(
     | {"hex", "git_sha", "float", "int", "plain_int"}
 )
 
-PLACEHOLDER_NAMES = tuple(
-    name for name, _ in BUILTIN_PATTERNS if name not in KEEP and name != "plain_int"
-)
-
 # --- grouping v2: the two categories of Sentry's newest list that v1 lacks ------------------
 # (v1's patterns above are frozen: its fingerprints are stored in issues.)
 # OpenStack Swift transaction ids: "tx" + 21 hex + "-" + 10 hex, plus any non-blank suffix.

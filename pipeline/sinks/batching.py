@@ -3,7 +3,9 @@
 Size is counted in records: a message may be an envelope of several (pipeline/stages/
 envelope.py). A ``Batch`` holds messages in arrival order and, per partition, the next offset to commit
 once the batch is in ClickHouse. ``Batcher`` closes a batch when it holds ``max_size``
-messages or its first message is ``max_time`` seconds old, whichever comes first.
+messages or its first message is ``max_time`` seconds old, whichever comes first — or at
+once when it holds an urgent message (an issue's state after a person's command: people
+wait for it, and commands are rare).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ class Batch:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to commit
     started: float = 0.0
     records: int = 0  # an envelope message holds several records
+    urgent: bool = False
 
-    def add(self, message: Message, now: float, records: int = 1) -> None:
+    def add(self, message: Message, now: float, records: int = 1, urgent: bool = False) -> None:
         if not self.messages:
             self.started = now
         self.messages.append(message)
         self.records += records
+        self.urgent = self.urgent or urgent
         self.offsets[(message.topic, message.partition)] = message.offset + 1
 
     def __len__(self) -> int:
@@ -53,21 +57,25 @@ class Batcher:
         """How many more records the open batch takes."""
         return self.max_size - len(self.pending)
 
-    def add(self, message: Message, now: float, records: int = 1) -> None:
+    def add(self, message: Message, now: float, records: int = 1, urgent: bool = False) -> None:
         """Add one message (holding ``records`` records) to the open batch; the caller
         polls at most ``room()`` messages, so a batch of envelopes can end a little over
         ``max_size``, by less than one poll."""
-        self.pending.add(message, now, records)
+        self.pending.add(message, now, records, urgent)
 
     def due(self, now: float) -> bool:
         return bool(self.pending.messages) and (
-            len(self.pending) >= self.max_size or self.pending.age(now) >= self.max_time
+            self.pending.urgent
+            or len(self.pending) >= self.max_size
+            or self.pending.age(now) >= self.max_time
         )
 
     def wait_time(self, now: float) -> float:
         """Seconds until the open batch is due by time (``max_time`` when it is empty)."""
         if not self.pending.messages:
             return self.max_time
+        if self.pending.urgent:
+            return 0.0
         return max(0.0, self.max_time - self.pending.age(now))
 
     def take(self) -> Batch | None:

@@ -44,6 +44,8 @@ from pipeline.storage import Backend, ClickHouseUnavailable
 from pipeline.storage.backend import RowsRejected
 
 log = logging.getLogger("errorstream.sink")
+# a processed envelope the agent built from a command starts with the issue's new state
+ISSUE_STATE_PREFIX = b'{"_kind":"issue_state"'
 
 DRAIN_TIMEOUT = 15.0  # seconds a stop or a revocation waits for inserts before giving up
 FIRST_BACKOFF = 0.05
@@ -185,7 +187,10 @@ class ClickHouseSink:
             for record in records:
                 value = record.value or b""
                 self.batcher.add(
-                    Message(tp.topic, tp.partition, record.offset, value), now, count(value)
+                    Message(tp.topic, tp.partition, record.offset, value),
+                    now,
+                    count(value),
+                    urgent=value.startswith(ISSUE_STATE_PREFIX),  # after a command: no wait
                 )
         await self._commit_done()
         if len(self.inflight) < self.capacity:

@@ -13,8 +13,11 @@ Records follow ``schemas/processed.v1.json``: a record without one of the ``_met
 the rows need (``body_stored``, ``minute``, ``user_hash``, ``issue``) is refused with the
 reason (dead-letter topic), not given a default.
 
-An ``{"_kind": "issue_state", "issue": {...}}`` record gives only the issues row. Time values
-are epoch seconds; the backends turn them into ClickHouse times.
+An ``{"_kind": "issue_state", "issue": {...}}`` record gives the issues row, and an
+``issue_audit`` row when it carries ``audit`` (a snapshot after a command). A record with
+``_meta.signature`` (the first event of a fingerprint a decoder saw) also gives an
+``issue_signatures`` row. Time values are epoch seconds; the backends turn them into
+ClickHouse times.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ EVENTS = "events"
 MINUTES = "event_minutes_input"
 ISSUES = "issues"
 ALERTS = "alerts"
+AUDIT = "issue_audit"
+SIGNATURES = "issue_signatures"
 
 EVENT_COLUMNS = (
     "event_id",
@@ -79,8 +84,23 @@ ISSUE_COLUMNS = (
     "levels",
     "resolved_at",
     "resolved_in_release",
+    "priority",
+    "priority_source",
+    "assignee",
+    "merged_into",
     "version",
 )
+AUDIT_COLUMNS = (
+    "fingerprint",
+    "command_id",
+    "at",
+    "actor",
+    "action",
+    "reason",
+    "source",
+    "details",
+)
+SIGNATURE_COLUMNS = ("fingerprint", "minhash")
 ALERT_COLUMNS = (
     "alert_id",
     "kind",
@@ -104,8 +124,10 @@ COLUMNS = {
     MINUTES: MINUTE_COLUMNS,
     ISSUES: ISSUE_COLUMNS,
     ALERTS: ALERT_COLUMNS,
+    AUDIT: AUDIT_COLUMNS,
+    SIGNATURES: SIGNATURE_COLUMNS,
 }
-TABLES = (EVENTS, MINUTES, ISSUES, ALERTS)  # insert order
+TABLES = (EVENTS, MINUTES, SIGNATURES, ISSUES, AUDIT, ALERTS)  # insert order
 MAX_UINT63 = 2**63 - 1
 
 Row = tuple[Any, ...]
@@ -217,17 +239,51 @@ def to_issue_row(issue: dict[str, Any]) -> Row:
         [str(level) for level in levels] if levels else [],
         None if resolved_at is None else round(float(resolved_at), 3),
         str(get("resolved_in_release") or ""),
+        str(get("priority") or "medium"),
+        str(get("priority_source") or "auto"),
+        str(get("assignee") or ""),
+        str(get("merged_into") or ""),
         int(get("version") or 0),
     )
+
+
+def to_audit_row(fingerprint: str, audit: dict[str, Any]) -> Row:
+    """An ``issue_audit`` row: one command as it changed one issue."""
+    details = audit.get("details") or {}
+    if not isinstance(details, dict):
+        raise ValueError("audit details must be an object")
+    return (
+        str(fingerprint),
+        str(audit["command_id"]),
+        round(float(audit["at"]), 3),
+        str(audit.get("actor") or "unknown"),
+        str(audit["action"]),
+        str(audit.get("reason") or ""),
+        str(audit.get("source") or "cli"),
+        orjson.dumps(details).decode("utf-8"),
+    )
+
+
+def to_signature_row(signature: dict[str, Any]) -> Row:
+    values = [int(v) for v in signature["minhash"]]
+    if not values or any(not 0 <= v <= 0xFFFFFFFF for v in values):
+        raise ValueError("minhash values must be 32-bit unsigned integers")
+    return (str(signature["fingerprint"]), values)
 
 
 def rows_for_record(record: dict[str, Any], payload: str | None = None) -> list[tuple[str, Row]]:
     """(table, row) pairs for one processed-topic record. Raises ``RowError``."""
     try:
         if record.get("_kind") == "issue_state":
-            return [(ISSUES, to_issue_row(record["issue"]))]
+            issue = record["issue"]
+            rows = [(ISSUES, to_issue_row(issue))]
+            if record.get("audit") is not None:
+                rows.append((AUDIT, to_audit_row(issue["fingerprint"], record["audit"])))
+            return rows
         meta = record["_meta"]
         out: list[tuple[str, Row]] = []
+        if meta.get("signature") is not None:
+            out.append((SIGNATURES, to_signature_row(meta["signature"])))
         if meta["body_stored"]:
             out.append((EVENTS, to_event_row(record, payload)))
         out.append((MINUTES, to_minute_row(record)))
@@ -329,6 +385,8 @@ def build_rows(messages: Any, alerts_topic: str) -> tuple[TableRows, list[tuple[
                     add_minute(row)
                 elif table is EVENTS:
                     add_event(row)
-                else:
+                elif table is ISSUES:
                     add_issue(row)
+                else:
+                    out.rows[table].append(row)
     return out, errors

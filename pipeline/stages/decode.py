@@ -107,13 +107,15 @@ def validate_event(event: Any) -> DecodedEvent | Invalid:
     return DecodedEvent(event, ts)
 
 
-def dead_letter(raw: bytes, invalid: Invalid, source: dict[str, Any]) -> bytes:
-    """The dead-letter record: reason, error, where it came from, and the original bytes."""
-    return orjson.dumps(
-        {
-            "reason": invalid.reason,
-            "error": invalid.error,
-            "source": source,
-            "payload": raw.decode("utf-8", errors="replace"),
-        }
-    )
+def dead_letter(
+    raw: bytes, invalid: Invalid, source: dict[str, Any], format: str | None = None
+) -> bytes:
+    """The dead-letter record: reason, error, the message's format (``v1``, ``sentry``,
+    ``sentry_envelope`` or ``unknown``, see ``pipeline.stages.formats``), where it came
+    from, and the original bytes."""
+    record = {"reason": invalid.reason, "error": invalid.error}
+    if format is not None:
+        record["format"] = format
+    record["source"] = source
+    record["payload"] = raw.decode("utf-8", errors="replace")
+    return orjson.dumps(record)

@@ -1,6 +1,8 @@
 """Stage 2: group a decoded event: fingerprint, variant, title, culprit, category.
 
 The result travels with the event in ``record["_meta"]`` onto the topic keyed by fingerprint.
+The first event of a fingerprint in this process also carries the issue's MinHash signature
+(``_meta.signature``, ``stages/similar.py``), which the sink stores for similar-issue queries.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from typing import Any
 
 from pipeline.grouping import GroupingConfig, group_event
 from pipeline.stages.decode import DecodedEvent
+from pipeline.stages.similar import SignatureMemo, signature
+
+SIGNATURES = SignatureMemo()
 
 
 def enrich(decoded: DecodedEvent, config: GroupingConfig, received_at: float) -> dict[str, Any]:
@@ -25,4 +30,9 @@ def enrich(decoded: DecodedEvent, config: GroupingConfig, received_at: float) ->
         "culprit": result.culprit,
         "category": result.category,
     }
+    if SIGNATURES.first(result.fingerprint):
+        record["_meta"]["signature"] = {
+            "fingerprint": result.fingerprint,
+            "minhash": signature(result.components, result.title),
+        }
     return record

@@ -6,11 +6,16 @@ One table value per issue, written once per event::
      "issue": the public snapshot (processed-topic contract, /api/state/issues),
      "hll": distinct users (hll.py), "ring": per-minute counts (windows.py),
      "wm": newest event time seen, "sample": the last event, trimmed,
-     "cd": {rule: cooldown end, event time}, "ign": ignore conditions, "uw": users windows}
+     "cd": {rule: cooldown end, event time}, "ign": ignore conditions, "uw": users windows,
+     "hr": hourly counts (priority.py), "fc": [hour, forecast], "esc": escalating now,
+     "rnext": resolved in the release after this one, "absorbed": merge command ids}
 
 Lifecycle: new → ongoing; resolve → resolved; an event newer than the resolution (event time)
-and from a release >= resolved_in_release (when set) → regressed; ignore → ignored until N
-more events or a time, then ongoing; unresolve → ongoing; merge folds one issue into another.
+and from a release >= resolved_in_release (when set; strictly newer than the latest release
+seen at the resolve for "in the next release") → regressed; ignore → ignored until N more
+events (optionally within a window), U more users, a time, or until escalating
+(``priority.py``; an ``escalating`` alert), then ongoing; unresolve → ongoing; merge folds
+one issue into another; assign and priority change who owns it and how urgent it is.
 """
 
 from __future__ import annotations
@@ -19,6 +24,14 @@ from typing import Any
 
 from pipeline.stages import hll
 from pipeline.stages.alerts import make_alert
+from pipeline.stages.priority import (
+    HISTORY_HOURS,
+    PRIORITY_MIN_AGE,
+    computed_priority,
+    count_hour,
+    escalation,
+    hour_of,
+)
 from pipeline.stages.records import SAMPLE, sample_of
 from pipeline.stages.releases import is_at_least
 from pipeline.stages.rules import CRITICAL_LEVELS, StreamRules
@@ -77,6 +90,9 @@ def new_state(record: dict[str, Any], fingerprint: str) -> dict[str, Any]:
             "levels": [],
             "resolved_at": None,
             "resolved_in_release": None,
+            "priority": "low",
+            "priority_source": "auto",
+            "assignee": None,
             "version": 0,
         },
         "hll": hll.empty(),
@@ -86,6 +102,11 @@ def new_state(record: dict[str, Any], fingerprint: str) -> dict[str, Any]:
         "cd": {},
         "ign": None,
         "uw": {},
+        "hr": new_ring(),
+        "fc": None,
+        "esc": False,
+        "rnext": None,
+        "absorbed": [],
     }
 
 
@@ -141,12 +162,27 @@ def apply_event(
         st["sample"] = trim_sample(record)
     status = issue["status"]
 
+    # windows (event time, with grace for late events) and the hourly history
+    late = is_late(ts, st["wm"], rules.grace)
+    st["wm"] = ts if st["wm"] is None else max(st["wm"], ts)
+    minute = minute_of(ts)
+    if not late:
+        st["ring"] = ring_add(st["ring"], minute, rules.ring_length)
+    st["hr"] = count_hour(st.get("hr") or new_ring(), hour_of(ts))
+    now_hour = hour_of(st["wm"])
+    escalating, hour_count, hour_forecast = escalation(st, now_hour)
+    st["esc"] = escalating
+
     # lifecycle
     if status == NEW and not is_new:
         status = ONGOING
     elif status == RESOLVED:
-        if ts > (issue["resolved_at"] or 0) and is_at_least(
-            record.get("release"), issue["resolved_in_release"]
+        release = record.get("release")
+        rnext = st.get("rnext")
+        if (
+            ts > (issue["resolved_at"] or 0)
+            and is_at_least(release, issue["resolved_in_release"])
+            and (rnext is None or (release != rnext and is_at_least(release, rnext)))
         ):
             status = REGRESSED
             alerts.append(
@@ -165,15 +201,31 @@ def apply_event(
             )
     elif status == IGNORED:
         ign = dict(st["ign"] or {})
-        if ign.get("count") is not None:
-            ign["count"] -= 1
-        expired = (ign.get("count") is not None and ign["count"] <= 0) or (
-            ign.get("until") is not None and ts >= ign["until"]
-        )
+        expired = ignore_expired(st, ign, issue, ts, minute, escalating)
         st["ign"] = None if expired else ign
         if expired:
             status = ONGOING
+        if expired and ign.get("esc") and escalating:
+            alerts.append(
+                _alert(
+                    "escalating",
+                    issue,
+                    record,
+                    f"escalating@{now_hour}",
+                    {
+                        "count": hour_count,
+                        "forecast": round(hour_forecast, 3),
+                        "window_seconds": 3600,
+                        "window_start": now_hour * 3600,
+                    },
+                    now,
+                )
+            )
     issue["status"] = status
+    if issue.get("priority_source", "auto") == "auto":
+        issue["priority"] = auto_priority(st, issue)
+    else:
+        issue.setdefault("priority", "medium")
     if is_new:
         alerts.append(
             _alert(
@@ -186,13 +238,8 @@ def apply_event(
             )
         )
 
-    # windows (event time, with grace for late events)
-    late = is_late(ts, st["wm"], rules.grace)
-    st["wm"] = ts if st["wm"] is None else max(st["wm"], ts)
     spike = None
     if not late:
-        minute = minute_of(ts)
-        st["ring"] = ring_add(st["ring"], minute, rules.ring_length)
         if status != IGNORED:
             alerts.extend(_window_alerts(st, issue, record, minute, uhash, rules, now))
             spike = _spike_candidate(st, issue, minute, rules)
@@ -205,6 +252,40 @@ def apply_event(
         )
     st["o"] = offset
     return st, alerts, spike
+
+
+def ignore_expired(st, ign: dict, issue: dict, ts: float, minute: int, escalating: bool) -> bool:
+    """Whether an ignored issue comes back with this event (``ign`` is updated in place):
+    any of its conditions reached — N more events (within a window of W seconds when set:
+    the minute ring up to an hour, the hourly ring beyond), U more users, a time, or
+    escalating."""
+    count = ign.get("count")
+    if count is not None:
+        window = ign.get("window")
+        if window is None:
+            ign["count"] = count = count - 1
+            if count <= 0:
+                return True
+        else:
+            if window <= 3600:
+                seen = events_in_last(st["ring"], minute, -(-window // 60))
+            else:
+                hours = -(-window // 3600)
+                newest, counts = st["hr"]["m"], st["hr"]["r"]
+                age = newest - hour_of(ts)
+                seen = sum(counts[max(age, 0) : max(age, 0) + hours])
+            if seen >= count:
+                return True
+    if ign.get("users") is not None and issue["users"] - ign.get("u0", 0) >= ign["users"]:
+        return True
+    if ign.get("until") is not None and ts >= ign["until"]:
+        return True
+    return bool(ign.get("esc") and escalating)
+
+
+def auto_priority(st: dict[str, Any], issue: dict[str, Any]) -> str:
+    old_enough = (st["wm"] or 0) - issue["first_seen"] >= PRIORITY_MIN_AGE
+    return computed_priority(issue["levels"], issue["users"], bool(st.get("esc")) and old_enough)
 
 
 def _window_alerts(st, issue, record, minute, uhash, rules: StreamRules, now):
@@ -278,15 +359,38 @@ def apply_command(state: dict[str, Any], command: dict[str, Any], offset: int) -
         issue["status"] = RESOLVED
         issue["resolved_at"] = command.get("at") or command["issued_at"]
         issue["resolved_in_release"] = command.get("release")
+        latest = (st.get("sample") or {}).get("release")
+        st["rnext"] = latest if command.get("in_next_release") else None
         st["ign"] = None
     elif action == "ignore":
         issue["status"] = IGNORED
-        st["ign"] = {"count": command.get("until_count"), "until": command.get("until_time")}
+        until = command.get("until_time")
+        if command.get("for_seconds") is not None:
+            end = command["issued_at"] + command["for_seconds"]
+            until = end if until is None else min(until, end)
+        st["ign"] = {
+            "count": command.get("until_count"),
+            "window": command.get("until_count_window"),
+            "until": until,
+            "users": command.get("until_users"),
+            "u0": issue["users"],
+            "esc": bool(command.get("until_escalating")),
+        }
     elif action == "unresolve":
         issue["status"] = ONGOING
         issue["resolved_at"] = None
         issue["resolved_in_release"] = None
         st["ign"] = None
+        st["rnext"] = None
+    elif action == "assign":
+        issue["assignee"] = command.get("assignee") or None
+    elif action == "priority":
+        if command["priority"] == "auto":
+            issue["priority_source"] = "auto"
+            issue["priority"] = auto_priority(st, issue)
+        else:
+            issue["priority_source"] = "manual"
+            issue["priority"] = command["priority"]
     issue["version"] += 1
     st["o"] = offset
     return st
@@ -311,7 +415,17 @@ def merge_states(target: dict[str, Any], source: dict[str, Any], offset: int) ->
             if n:
                 ring = ring_add(ring, src_ring["m"] - age, length, n)
     st["ring"] = ring
+    hourly = target.get("hr") or new_ring()
+    src_hourly = source.get("hr") or new_ring()
+    if src_hourly["m"] is not None:
+        for age, n in enumerate(src_hourly["r"]):
+            if n:
+                hourly = ring_add(hourly, src_hourly["m"] - age, HISTORY_HOURS + 1, n)
+    st["hr"] = hourly
+    st["fc"] = None
     st["wm"] = max(filter(None, (target["wm"], source["wm"])), default=None)
+    if issue.get("priority_source", "auto") == "auto":
+        issue["priority"] = auto_priority(st, issue)
     issue["version"] += 1
     st["o"] = offset
     return st

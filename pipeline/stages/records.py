@@ -5,8 +5,13 @@ against them).
 
     by-fingerprint line   FACTS \\t REST      (decoder → agent)
     processed line        one JSON object    (agent → sink): the event with ``_meta``
-    issue_state line      {"_kind": "issue_state", "issue": {...}}
-    command line          {"_command": {...}} (control agent → every by-fingerprint partition)
+    issue_state line      {"_kind": "issue_state", "issue": {...}, "audit": {...}?}
+    command line          {"_command": {...}} (control agent → every by-fingerprint partition;
+                          an agent → the partition of a merge target, for a merged issue)
+    merge_in line         {"_merge_in": {"command", "source", "into", "state"}} (the source
+                          issue's partition → the target's: a cross-partition merge)
+    forwarded event       a by-fingerprint line whose ``_meta.fingerprint`` is the merge
+                          target and ``_meta.forwarded`` the hop count (source → target)
 
 Why a by-fingerprint line has two parts: the issues agent needs a few facts per event
 (``FACT_FIELDS``, a trimmed sample for a new issue's display, and ``_meta``: fingerprint,
@@ -26,6 +31,7 @@ from typing import Any
 import orjson
 
 COMMAND_MARKER = "_command"
+MERGE_IN_MARKER = "_merge_in"
 SAMPLE = "_sample"  # facts only: what a new issue's latest-event sample shows
 SAMPLE_TEXT = 300
 FACT_FIELDS = (
@@ -79,8 +85,27 @@ def processed_line(record: dict[str, Any], rest: bytes | None) -> bytes:
     return head[:-1] + b"," + rest[1:]
 
 
-def issue_state_line(issue: dict[str, Any]) -> bytes:
-    return orjson.dumps({"_kind": "issue_state", "issue": issue})
+def issue_state_line(issue: dict[str, Any], audit: dict[str, Any] | None = None) -> bytes:
+    """An issue snapshot after a command; ``audit`` (who, when, why, from where, what) is
+    the entry the sink writes to ``issue_audit``."""
+    record: dict[str, Any] = {"_kind": "issue_state", "issue": issue}
+    if audit is not None:
+        record["audit"] = audit
+    return orjson.dumps(record)
+
+
+def merge_in_line(record: dict[str, Any]) -> bytes:
+    return orjson.dumps({MERGE_IN_MARKER: record})
+
+
+def forwarded_line(record: dict[str, Any], rest: bytes | None, target: str) -> bytes:
+    """An event of a merged fingerprint, re-keyed to its merge target for the target's
+    partition (the facts keep everything else; REST goes on untouched)."""
+    meta = record["_meta"]
+    meta["fingerprint"] = target
+    meta["forwarded"] = meta.get("forwarded", 0) + 1
+    head = orjson.dumps(record)
+    return head if rest is None else head + SEPARATOR + rest
 
 
 def command_line(command: dict[str, Any]) -> bytes:

@@ -39,6 +39,8 @@ SHARDING_KEYS: dict[str, str] = {
     "issue_minutes": "cityHash64(fingerprint)",
     "issues": "cityHash64(fingerprint)",
     "alerts": "cityHash64(alert_id)",
+    "issue_audit": "cityHash64(fingerprint)",
+    "issue_signatures": "cityHash64(fingerprint)",
 }
 DEFAULT_SHARDING_KEY = "rand()"
 

@@ -98,12 +98,3 @@ def extract_chain(exc: BaseException, include_locals: bool = False) -> list[RawE
             cur = cur.__context__
     chain.reverse()
     return chain
-
-
-def innermost_location(chain: list[RawException]) -> str:
-    """Rate-limit key part: type of the raised exception + where it was raised."""
-    last = chain[-1]
-    if last.frames:
-        f = last.frames[-1]
-        return f"{last.type}@{f.code.co_filename}:{f.lineno}"
-    return last.type

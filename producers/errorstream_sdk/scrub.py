@@ -132,6 +132,8 @@ RULES: tuple[tuple[Gate, re.Pattern[str], Any], ...] = (
 # always takes the full rules (``str.lower`` and case-insensitive matching differ there).
 _AWS_PREFIX = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)")
 _DIGIT_BYTES = b"0123456789"
+_DIGITS_TO_ZERO = bytes.maketrans(_DIGIT_BYTES, b"0" * 10)
+_CARD_RUN = b"0" * 13
 _RUN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"  # [\w-], ASCII
 _MAX_SEPARATORS = 32
 _WINDOW = 64
@@ -180,7 +182,12 @@ def may_hold_secret(s: str) -> bool:
         return True
     if ("=" in s or ":" in s) and _kv_candidate(low):
         return True
-    return len(s) - len(s.encode().translate(None, _DIGIT_BYTES)) >= 13  # card numbers
+    raw = s.encode()
+    if len(raw) - len(raw.translate(None, _DIGIT_BYTES)) < 13:
+        return False
+    # card numbers: 13 digits with only spaces or dashes between them (ids mixing digits
+    # and letters, such as UUIDs, have many digits but no such run)
+    return _CARD_RUN in raw.translate(_DIGITS_TO_ZERO, b" -")
 
 
 _CACHED_LEN = 256  # short strings repeat (headers, tags, crumbs): remember their result

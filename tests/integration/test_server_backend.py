@@ -21,6 +21,7 @@ import pytest
 from pipeline.storage import ChdbBackend
 from pipeline.storage.backend import ServerBackend
 from pipeline.storage.migrate import migrate
+from tests.integration.test_issue_queries import load_workflow, workflow_answers
 from tests.integration.test_query_rollups import answers, generate, load
 
 pytestmark = pytest.mark.integration
@@ -80,3 +81,17 @@ def test_server_answers_equal_embedded_answers(server, tmp_path):
     finally:
         embedded.close()
     assert answers(server) == expected
+
+
+def test_workflow_queries_answer_the_same_on_a_server(server, tmp_path):
+    """Migration 0008 and the issue workflow queries: same DDL, same answers."""
+    migrate(server, 90)
+    embedded = ChdbBackend(str(tmp_path / "clickhouse-workflow"), server.database)
+    try:
+        migrate(embedded, 90)
+        load_workflow(embedded)
+        expected = workflow_answers(embedded)
+    finally:
+        embedded.close()
+    load_workflow(server)
+    assert workflow_answers(server) == expected

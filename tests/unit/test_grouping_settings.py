@@ -38,7 +38,7 @@ def event(i: int, kind: str = "OperationalError", value: str = "could not connec
 
 def fingerprints(decoder: Decoder, raws: list[bytes]) -> list[str]:
     envelopes, dead = decode_batch(
-        [("t", 0, i, raw) for i, raw in enumerate(raws)], decoder.grouping, 1
+        [("t", 0, i, raw, ()) for i, raw in enumerate(raws)], decoder.grouping, 1
     )
     assert not dead
     return [

@@ -87,7 +87,7 @@ def test_consumer_groups_cover_every_consumed_topic():
 
 async def test_ops_app_endpoints():
     metrics = Metrics(CollectorRegistry())
-    metrics.events_received.inc(3)
+    metrics.events_received.labels("v1").inc(3)
     state = {"kafka": True, "sink_writable": False}
     async with TestClient(TestServer(build_ops_app(metrics.registry, lambda: state))) as client:
         r = await client.get("/healthz")
@@ -98,7 +98,7 @@ async def test_ops_app_endpoints():
         state["sink_writable"] = True
         assert (await client.get("/readyz")).status == 200
         text = await (await client.get("/metrics")).text()
-        assert "errorstream_ingest_events_received_total 3.0" in text
+        assert 'errorstream_ingest_events_received_total{format="v1"} 3.0' in text
 
 
 def test_exposed_names_include_unlabelled_and_labelled_metrics():
@@ -122,7 +122,7 @@ def test_multiprocess_exposition_sums_forked_processes(tmp_path):
         for _ in range(3):
             pid = os.fork()
             if pid == 0:
-                m.events_received.inc(5)
+                m.events_received.labels("sentry").inc(5)
                 os._exit(0)
             pids.append(pid)
         for pid in pids:
@@ -135,7 +135,7 @@ def test_multiprocess_exposition_sums_forked_processes(tmp_path):
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    assert "errorstream_ingest_events_received_total 15.0" in out.stdout
+    assert 'errorstream_ingest_events_received_total{format="sentry"} 15.0' in out.stdout
 
 
 def test_progress_plain_lines_and_summary():

@@ -143,3 +143,87 @@ def test_config_show_json_and_check_exit_codes(tmp_path):
     checked = run_cli("config", "check", bad)
     assert checked.returncode == 2
     assert "unknown key 'sink.max_batch_sise'" in checked.stderr
+
+
+# --- sections ----------------------------------------------------------------------------
+def test_every_setting_has_one_section():
+    from pipeline.settings import SECTIONS, section_of
+
+    for f in dataclasses.fields(Settings):
+        assert section_of(f.name) in SECTIONS, f.name
+    assert section_of("kafka_bootstrap") == "kafka"
+    assert section_of("topic_notify_dlq") == "notify"  # before the topic_ rule
+    assert section_of("clickhouse_http_port") == "http"  # before the clickhouse_ rule
+    assert section_of("clickhouse_url") == "sink"
+    with pytest.raises(KeyError):
+        section_of("no_such_setting")
+
+
+def test_each_role_receives_only_its_sections():
+    from pipeline.settings import ROLE_KEYS, ROLE_SECTIONS, RoleSettings, section_of
+
+    s = load_settings(env={}, overrides={"partitions": 6, "sink_max_batch_size": 123})
+    for role, sections in ROLE_SECTIONS.items():
+        view = s.for_role(role)
+        assert isinstance(view, RoleSettings)
+        for f in dataclasses.fields(Settings):
+            if section_of(f.name) in sections or f.name in ROLE_KEYS.get(role, ()):
+                assert getattr(view, f.name) == getattr(s, f.name)
+            else:
+                with pytest.raises(AttributeError, match=rf"\[{section_of(f.name)}\].*{role}"):
+                    getattr(view, f.name)
+    assert s.for_role("decoder").partitions == 6
+    assert s.for_role("sink").sink_max_batch_size == 123
+    assert s.for_role("sink").chdb_path == s.chdb_path  # derived from sink + ops
+    with pytest.raises(AttributeError, match="chdb_path"):
+        _ = s.for_role("decoder").chdb_path
+    assert s.for_role("supervisor") is s  # one that is not listed gets everything
+
+
+def test_role_settings_are_frozen_and_replace_keeps_the_role():
+    view = load_settings(env={}).for_role("agent")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.alert_cooldown = 1.0
+    changed = view.replace(alert_cooldown=5.0)
+    assert changed.alert_cooldown == 5.0 and repr(changed).startswith("RoleSettings(agent")
+    with pytest.raises(AttributeError, match=r"\[sink\]"):
+        view.replace(sink_max_batch_size=5)
+    assert "kafka_sasl_password" in view.masked() and "gateway_keys" not in view.masked()
+
+
+def test_config_file_tables_by_section(tmp_path):
+    cfg = write(
+        tmp_path,
+        "c.toml",
+        "[kafka]\nbootstrap = 'k1:9092'\napp_id = 'x'\n"
+        "[ops]\nlog_level = 'DEBUG'\n[sink]\nmax_batch_size = 77\n",
+    )
+    s = load_settings(env={}, config_file=cfg)
+    assert (s.kafka_bootstrap, s.app_id, s.log_level, s.sink_max_batch_size) == (
+        "k1:9092",
+        "x",
+        "DEBUG",
+        77,
+    )
+    wrong = write(tmp_path, "w.toml", "[kafka]\nlog_level = 'DEBUG'\n")
+    with pytest.raises(ConfigError, match=r"'kafka.log_level': log_level is in section \[ops\]"):
+        load_settings(env={}, config_file=wrong)
+
+
+def test_config_show_prints_sections():
+    shown = run_cli("config", "show")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "[kafka]" and "[sink]" in lines and "[ops]" in lines
+    sink = lines.index("[sink]")
+    assert any(line.startswith("sink_max_batch_size = ") for line in lines[sink:])
+
+
+def test_every_derived_value_is_given_to_the_roles_that_have_its_sections():
+    from pipeline.settings import _PROPERTY_SECTIONS
+
+    properties = {n for n, v in vars(Settings).items() if isinstance(v, property)}
+    assert properties == set(_PROPERTY_SECTIONS)  # a new property needs its sections listed
+    s = load_settings(env={}, overrides={"api_token": "t"})
+    assert s.for_role("sink").api_auth_enabled is True
+    assert s.for_role("gateway").clickhouse_http_credentials == s.clickhouse_http_credentials

@@ -121,3 +121,23 @@ def test_transition_from_v1_to_v2_maps_changed_fingerprints_only():
     # the v2 fingerprint is the one of the same bug behind another proxy class
     other = sdk.java_event(service_class="com.acme.orders.OrderService_$$_jvst7e2_4")
     assert group_event(other, config).fingerprint == changed.fingerprint
+
+
+def test_transition_never_maps_onto_v1s_shared_fallback_fingerprint():
+    # v1 gave every event with nothing to group on one fingerprint; during a transition those
+    # events must not be attached to that one issue again (that is the merge v2 undoes)
+    config = GroupingConfig(version="v2", fallback_version="v1", transition_until=None)
+    bare = [{"service": "s", "event_id": c * 32, "message": ""} for c in "ab"]
+    old = {group_event(e, GroupingConfig(version="v1")).fingerprint for e in bare}
+    assert len(old) == 1  # v1: one shared fingerprint
+    results = [group_event(e, config) for e in bare]
+    assert results[0].fingerprint != results[1].fingerprint
+    assert [r.secondary_fingerprints for r in results] == [(), ()]
+
+
+def test_the_worker_groups_with_v2_by_default():
+    from pipeline.grouping.settings import grouping_config
+    from pipeline.settings import load_settings
+
+    config = grouping_config(load_settings(env={}))
+    assert (config.version, config.fallback_version) == ("v2", None)

@@ -71,3 +71,14 @@ def test_bisection_does_not_blame_rows_for_an_unavailable_engine():
     except ClickHouseUnavailable:
         return
     raise AssertionError("expected ClickHouseUnavailable")
+
+
+def test_a_batch_with_an_urgent_message_is_due_at_once():
+    batcher = Batcher(max_size=1000, max_time=5.0)
+    batcher.add(Message("t", 0, 0, b"{}"), now=0.0)
+    assert not batcher.due(0.1) and batcher.wait_time(0.1) > 4
+    batcher.add(Message("t", 0, 1, b'{"_kind":"issue_state"}'), now=0.1, urgent=True)
+    assert batcher.due(0.1) and batcher.wait_time(0.1) == 0.0
+    batch = batcher.take()
+    assert batch is not None and len(batch.messages) == 2 and batch.urgent
+    assert not batcher.due(0.2)  # the next batch starts calm

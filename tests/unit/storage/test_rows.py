@@ -193,3 +193,51 @@ def test_text_that_is_not_utf8_goes_to_the_dead_letter_topic():
     rows, errors = build_rows([Message("p", 0, 4, good + b"\n" + bad)], "alerts")
     assert len(dict(rows.tables())[EVENTS]) == 1
     assert [(m.offset, m.value) for m, _ in errors] == [(4, bad)]
+
+
+def test_a_snapshot_after_a_command_gives_its_audit_row():
+    from pipeline.sinks.rows import AUDIT, AUDIT_COLUMNS
+
+    issue = {
+        "fingerprint": "fp",
+        "first_seen": TS,
+        "last_seen": TS,
+        "version": 4,
+        "priority": "high",
+        "priority_source": "manual",
+        "assignee": "ann",
+    }
+    audit = {
+        "command_id": "c1",
+        "at": TS,
+        "actor": "ann",
+        "action": "assign",
+        "reason": "owner",
+        "source": "dashboard",
+        "details": {"assignee": "ann"},
+    }
+    rows = rows_for_record({"_kind": "issue_state", "issue": issue, "audit": audit})
+    assert [t for t, _ in rows] == [ISSUES, AUDIT]
+    row = dict(zip(AUDIT_COLUMNS, rows[1][1], strict=True))
+    assert row == {
+        "fingerprint": "fp",
+        "command_id": "c1",
+        "at": round(TS, 3),
+        "actor": "ann",
+        "action": "assign",
+        "reason": "owner",
+        "source": "dashboard",
+        "details": '{"assignee":"ann"}',
+    }
+    with pytest.raises(RowError):
+        rows_for_record({"_kind": "issue_state", "issue": issue, "audit": {"at": TS}})
+
+
+def test_the_first_record_of_a_fingerprint_gives_its_signature_row():
+    from pipeline.sinks.rows import SIGNATURES
+
+    sig = {"fingerprint": "fp-orig", "minhash": [1, 2, 2**32 - 1]}
+    rows = rows_for_record(record(signature=sig))
+    assert (SIGNATURES, ("fp-orig", [1, 2, 2**32 - 1])) in rows
+    with pytest.raises(RowError):
+        rows_for_record(record(signature={"fingerprint": "f", "minhash": [2**32]}))
