@@ -5,12 +5,16 @@ a few issues carry most events, as in real error streams) inside chDB with
 INSERT ... SELECT FROM numbers(), into the real schema (migrations): the events table with a
 short payload, then one ``event_minutes_input`` row per event with its cumulative
 minute_count, as the sink writes them, so the materialized views fill ``event_minutes``, its
-legacy table and the hourly / daily rollups exactly as in production. Tables are merged
+legacy table, the hourly / daily rollups and issue_minutes exactly as in production. Tables are merged
 (OPTIMIZE FINAL) before timing. Then times each query through ``pipeline.queries`` (the
 functions the API and the CLI call; median of several runs, warm) beside a bare chDB query
 over the same events (a plain GROUP BY on the events table, no FINAL) in the same run.
 
-    python bench/bench_queries.py [--rows 10000000] [--runs 5] [--keep DIR]
+    python bench/bench_queries.py [--rows 10000000] [--runs 5] [--keep DIR] [--reuse DIR]
+
+``--keep DIR`` keeps the generated folder (and notes what it holds in DIR/bench.json);
+``--reuse DIR`` times a folder kept that way again without generating: migrations that are
+new since are applied (their backfills included) and the tables merged again.
 
 Human-readable numbers first; the last lines are JSON, one per figure.
 """
@@ -84,14 +88,77 @@ FROM {db}.events GROUP BY fingerprint
 """
 
 
-def timed(fn, runs: int) -> tuple[float, object]:
-    fn()  # warm
-    samples, result = [], None
+TABLES = (
+    "events",
+    "event_minutes",
+    "event_minutes_legacy",
+    "event_hours",
+    "event_days",
+    "event_day_users",
+    "issue_minutes",
+)
+
+
+def generate(backend, rows: int, start: int) -> None:
+    """N events over the DAYS days from ``start``, then the input rows the sink would write
+    for them (the views fill the count tables) and the issue states."""
+    db = backend.database
+    chunk = 2_000_000
+    for offset in range(0, rows, chunk):
+        backend.command(
+            GENERATE_EVENTS.replace("{db}", db),
+            {
+                "start_ms": start * 1000,
+                "span_ms": DAYS * 86400 * 1000,
+                "fps": FINGERPRINTS,
+                "offset": offset,
+                "chunk": min(chunk, rows - offset),
+            },
+        )
+    for day in range(DAYS):
+        lo = (start + day * 86400) * 1000
+        backend.command(GENERATE_MINUTES.replace("{db}", db), {"lo": lo, "hi": lo + 86400_000})
+    backend.command(GENERATE_ISSUES.replace("{db}", db))
+
+
+def timed(fns, runs: int) -> list[tuple[float, object]]:
+    """Median time and last result of each function, the functions run in turn within each
+    round (so a burst of load on the shared machine falls on all of them alike)."""
+    results = [fn() for fn in fns]  # warm
+    samples: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples), result
+        for i, fn in enumerate(fns):
+            started = time.perf_counter()
+            results[i] = fn()
+            samples[i].append(time.perf_counter() - started)
+    return [(statistics.median(x), r) for x, r in zip(samples, results, strict=True)]
+
+
+def check_detail(detail: dict, bare: dict, whole: dict) -> None:
+    """The detail's answer is the plain statements' answer (every generated body is stored,
+    so counts over the events table are the counts): a benchmark of a wrong answer fails."""
+    got = {
+        "events": detail["events"],
+        "users": detail["users"],
+        "first_seen": round(detail["first_seen"] * 1000),
+        "last_seen": round(detail["last_seen"] * 1000),
+        "releases": {v["value"]: v["events"] for v in detail["releases"]},
+        "environments": {v["value"]: v["events"] for v in detail["environments"]},
+        "levels": {v["value"]: v["events"] for v in detail["levels"]},
+        "latest": detail["latest_event"]["event_id"],
+    }
+    latest = whole["latest"]
+    want = {
+        "events": int(bare["n"]),
+        "users": int(bare["users"]),
+        "first_seen": int(bare["first_ms"]),
+        "last_seen": int(bare["last_ms"]),
+        **{k: {v: int(n) for v, n in whole[k].items()} for k in ("releases", "environments")},
+        "levels": {v: int(n) for v, n in whole["levels"].items()},
+        "latest": latest["1"] if isinstance(latest, dict) else latest[0],
+    }
+    if got != want:
+        raise SystemExit(f"issue detail differs from the plain statements: {got} != {want}")
 
 
 def main() -> int:
@@ -99,49 +166,44 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", default="", help="chDB folder to keep (default: a temp dir)")
+    ap.add_argument("--reuse", default="", help="a folder kept by --keep: time it again")
     args = ap.parse_args()
-    path = args.keep or tempfile.mkdtemp(prefix="es-bench-queries-")
+    if args.keep and args.reuse:
+        ap.error("--keep and --reuse are exclusive")
+    path = args.reuse or args.keep or tempfile.mkdtemp(prefix="es-bench-queries-")
+    note = Path(path) / "bench.json"
+    if args.reuse:
+        if not note.is_file():
+            ap.error(f"{note} not found: --reuse takes a folder written with --keep")
+        kept = json.loads(note.read_text())
+        args.rows, end = int(kept["rows"]), int(kept["end"])
+    else:
+        end = int(time.time() // 86400 * 86400)  # midnight today: 30 whole days behind it
+    start = end - DAYS * 86400
     backend = ChdbBackend(str(Path(path) / "clickhouse"), "bench")
     db = backend.database
     try:
-        migrate(backend, 90)
-        now = time.time()
-        end = int(now // 86400 * 86400)  # midnight today: 30 whole days behind it
-        start = end - DAYS * 86400
+        applied = migrate(backend, 90)
         started = time.perf_counter()
-        chunk = 2_000_000
-        for offset in range(0, args.rows, chunk):
+        if args.reuse:
+            print(f"reusing {path}: {args.rows:,} events ending {end}; migrations applied now:")
+            print(f"  {', '.join(m.name for m in applied) or 'none'}")
+        else:
+            generate(backend, args.rows, start)
+            if args.keep:
+                note.write_text(json.dumps({"rows": args.rows, "end": end}))
+        for table in (*TABLES, "issues"):  # a partition already merged to one part is kept
             backend.command(
-                GENERATE_EVENTS.replace("{db}", db),
-                {
-                    "start_ms": start * 1000,
-                    "span_ms": DAYS * 86400 * 1000,
-                    "fps": FINGERPRINTS,
-                    "offset": offset,
-                    "chunk": min(chunk, args.rows - offset),
-                },
+                f"OPTIMIZE TABLE {db}.{table} FINAL SETTINGS optimize_skip_merged_partitions = 1"
             )
-        for day in range(DAYS):
-            lo = (start + day * 86400) * 1000
-            backend.command(GENERATE_MINUTES.replace("{db}", db), {"lo": lo, "hi": lo + 86400_000})
-        backend.command(GENERATE_ISSUES.replace("{db}", db))
-        tables = (
-            "events",
-            "event_minutes",
-            "event_minutes_legacy",
-            "event_hours",
-            "event_days",
-            "event_day_users",
-        )
-        for table in (*tables, "issues"):
-            backend.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
         generated = time.perf_counter() - started
         sizes = backend.query(
             "SELECT table, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts "
             "WHERE database = {db:String} AND active GROUP BY table ORDER BY table",
             {"db": db},
         )
-        print(f"generated {args.rows:,} events in {generated:.1f}s")
+        verb = "merged" if args.reuse else "generated and merged"
+        print(f"{verb} {args.rows:,} events in {generated:.1f}s")
         print(f"load average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for s in sizes:
             print(
@@ -158,15 +220,19 @@ def main() -> int:
         month = (start, end)
         figures = []
 
-        def figure(name, fn, baseline_sql, params):
-            value, _ = timed(fn, args.runs)
-            base, _ = timed(
-                lambda: backend.query(baseline_sql.replace("{db}", db), params), args.runs
-            )
+        def figure(name, fn, baseline_sql, params, *extra):
+            """``extra``: (label, sql) of more baselines over the same params, timed in turn
+            with the others and printed beside them (not part of the JSON figure)."""
+            sqls = [baseline_sql, *(sql for _, sql in extra)]
+            bare = [lambda sql=sql: backend.query(sql.replace("{db}", db), params) for sql in sqls]
+            (value, answer), (base, base_answer), *more = timed([fn, *bare], args.runs)
             figures.append((name, value, base))
             print(
                 f"{name:<34} {value * 1000:8.1f} ms   bare chDB over events {base * 1000:8.1f} ms"
             )
+            for (label, _), (t, _) in zip(extra, more, strict=True):
+                print(f"{'':<34} {'':>11}   {label:<21} {t * 1000:8.1f} ms")
+            return answer, base_answer, [r for _, r in more]
 
         bare_timeline = (
             "SELECT toStartOfInterval(timestamp, toIntervalSecond({b:UInt32})) AS t, count() "
@@ -210,21 +276,33 @@ def main() -> int:
             {"lo": month[0] * 1000, "hi": month[1] * 1000},
         )
         bare_detail = (
-            "SELECT count(), uniq(user_hash), min(timestamp), max(timestamp) "
+            "SELECT count() AS n, uniq(user_hash) AS users, "
+            "toUnixTimestamp64Milli(min(timestamp)) AS first_ms, "
+            "toUnixTimestamp64Milli(max(timestamp)) AS last_ms "
             "FROM {db}.events WHERE fingerprint = {fp:String}"
         )
-        figure(
-            "issue_detail_top",
-            lambda: queries.issue_detail(backend, top_fp),
-            bare_detail,
-            {"fp": top_fp},
+        # The detail's whole answer in one plain statement over the events table: the bare
+        # figures plus the release / environment / level split and the latest body.
+        bare_detail_whole = (
+            "SELECT count() AS n, uniq(user_hash) AS users, "
+            "toUnixTimestamp64Milli(min(timestamp)) AS first_ms, "
+            "toUnixTimestamp64Milli(max(timestamp)) AS last_ms, "
+            "sumMap(map(release, toUInt64(1))) AS releases, "
+            "sumMap(map(environment, toUInt64(1))) AS environments, "
+            "sumMap(map(level, toUInt64(1))) AS levels, "
+            "(SELECT (event_id, payload) FROM {db}.events WHERE fingerprint = {fp:String} "
+            " ORDER BY timestamp DESC, event_id DESC LIMIT 1) AS latest "
+            "FROM {db}.events WHERE fingerprint = {fp:String}"
         )
-        figure(
-            "issue_detail_rank100",
-            lambda: queries.issue_detail(backend, mid_fp),
-            bare_detail,
-            {"fp": mid_fp},
-        )
+        for name, fp in (("issue_detail_top", top_fp), ("issue_detail_rank100", mid_fp)):
+            detail, (bare,), ((whole,),) = figure(
+                name,
+                lambda fp=fp: queries.issue_detail(backend, fp),
+                bare_detail,
+                {"fp": fp},
+                ("same answer, one SQL", bare_detail_whole),
+            )
+            check_detail(detail, bare, whole)
         week = (end - 7 * 86400 - 1234, end - 777)  # 7 days, aligned to nothing
         figure(
             "top50_7d_unaligned",
@@ -254,7 +332,7 @@ def main() -> int:
             )
     finally:
         backend.close()
-        if not args.keep:
+        if not (args.keep or args.reuse):
             shutil.rmtree(path, ignore_errors=True)
     return 0
 

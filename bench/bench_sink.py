@@ -58,6 +58,7 @@ COUNT_TABLES = (
     "event_hours",
     "event_days",
     "event_day_users",
+    "issue_minutes",
 )
 
 
@@ -206,7 +207,7 @@ def bench_breakdown(backend, payloads, batch, envelope):
         print(f"  {name:<16} {value:6.2f} us")
         figure(f"{name}_per_record", value, "us")
     for table in ("events", "issues", *COUNT_TABLES):
-        backend.command(f"TRUNCATE TABLE {backend.database}.{table}")
+        backend.command(f"TRUNCATE TABLE IF EXISTS {backend.database}.{table}")
 
 
 def _json_columns(backend, table, columns, rows):

@@ -372,10 +372,17 @@ def _issue(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def users_by_fingerprint(
-    backend: Backend, fingerprints: list[str], since: float, until: float, **filters: str
+    backend: Backend,
+    fingerprints: list[str],
+    since: float,
+    until: float,
+    records: tuple[int, int] | None = None,
+    **filters: str,
 ) -> dict[str, int]:
     """Distinct users of each of ``fingerprints`` over [since, until) (uniq states merged
-    across the spans, so a user seen in two spans counts once)."""
+    across the spans, so a user seen in two spans counts once). ``records``: the minutes
+    [lo, hi) outside which these issues have no record (issue detail knows them from its
+    split); a span wholly outside is not read, as it holds none of their users."""
     if not fingerprints:
         return {}
     filters.pop("fingerprint", None)
@@ -383,7 +390,10 @@ def users_by_fingerprint(
     parts = [
         (DAY_USERS if tier is DAYS and hi - lo >= DAY_USERS_MIN_SPAN else tier, lo, hi)
         for tier, lo, hi in spans(*minute_range(since, until), usable_tiers(filters))
+        if records is None or (lo < records[1] and hi > records[0])
     ]
+    if not parts:
+        return {}
     sql = _sql(USERS_SQL, backend, spans=_union(USERS_SPAN, backend, parts, filters, params))
     return {r["fingerprint"]: int(r["n_users"]) for r in backend.query(sql, params)}
 
@@ -465,28 +475,31 @@ def top_issues(
 
 
 # -- issue detail -----------------------------------------------------------------------
-# One pass over the issue's minute rows gives the count per (release, environment, level);
-# the breakdowns and the total are sums of those (counts add up across keys).
+# One pass over the issue's minute keys gives the count per (release, environment, level)
+# and the first and last minute; the breakdowns and the total are sums of those (counts add
+# up across keys). The keys are read from issue_minutes (migration 0009: event_minutes'
+# keys and counts, partitioned by month), the legacy counts from their own table.
+ISSUE_MINUTES = Tier(60, "issue_minutes", "minute", "sum(events)", DIMENSIONS)
 DETAIL_SPLIT_SQL = """
-SELECT release, environment, level, sum(n) AS n_events
+SELECT release, environment, level, sum(n) AS n_events,
+       min(first_minute) AS first_minute, max(last_minute) AS last_minute
 FROM (
     __SPANS__
 )
 GROUP BY release, environment, level
 """
 DETAIL_SPLIT_SPAN = """
-    SELECT release, environment, level, __COUNT__ AS n
+    SELECT release, environment, level, __COUNT__ AS n,
+           toUnixTimestamp(min(__COL__)) AS first_minute,
+           toUnixTimestamp(max(__COL__)) AS last_minute
     FROM {db}.__TABLE__ __FINAL__
     WHERE __WHERE__
     GROUP BY release, environment, level"""
-DETAIL_SEEN_SQL = """
-SELECT toUnixTimestamp(min(minute)) AS first_minute, toUnixTimestamp(max(minute)) AS last_minute
-FROM {db}.event_minutes
-WHERE fingerprint = {fingerprint:String}
-  AND minute >= toDateTime({since:Int64}, 'UTC') AND minute < toDateTime({until:Int64}, 'UTC')
-"""
-# The latest stored body: first among the bodies since shortly before the issue's last_seen
-# (one or two day partitions), then, when bodies were shed since, over all of the issue.
+# The latest stored body: first among the bodies of the day partition of the issue's
+# last_seen, then (bodies shed since) from a day before last_seen, then over all of the issue.
+# Each try has no upper bound, so whatever it finds is the latest over all: the tries only
+# prune partitions (one partition reads one granule of payload: 13-15 ms against 16-19 ms
+# for two on the benchmark's tables; docs/storage.md, "Issue detail").
 LATEST_EVENT_SQL = """
 SELECT event_id, toUnixTimestamp64Milli(timestamp) / 1000 AS timestamp, level, release,
        environment, message, exception_type, payload
@@ -529,7 +542,8 @@ def issue_detail(
     stored event with its stack trace. None when the issue is unknown."""
     until = time.time() + 86400 if until is None else until
     params: dict[str, Any] = {"fingerprint": fingerprint, **_range_params(since, until)}
-    parts = count_parts(*minute_range(since, until), (MINUTES,))
+    lo, hi = minute_range(since, until)
+    parts = [(ISSUE_MINUTES, lo, hi), (LEGACY, lo, hi)] if lo < hi else []
     union = _union(DETAIL_SPLIT_SPAN, backend, parts, {"fingerprint": fingerprint}, params)
     combos = backend.query(_sql(DETAIL_SPLIT_SQL, backend, spans=union) + FINAL_SETTINGS, params)
     state = issues_by_fingerprint(backend, [fingerprint]).get(fingerprint)
@@ -543,22 +557,29 @@ def issue_detail(
             per_value[r[dim]] = per_value.get(r[dim], 0) + int(r["n_events"])
         ranked = sorted(per_value.items(), key=lambda kv: (-kv[1], kv[0]))[:50]
         splits[dim] = [{"value": value, "events": n} for value, n in ranked]
-    users = users_by_fingerprint(backend, [fingerprint], since, until).get(fingerprint, 0)
+    # Every record of the range has its minute key in the split: no users outside them.
+    users, first_minute, last_minute = 0, 0, 0
+    if combos:
+        first_minute = min(int(r["first_minute"]) for r in combos)
+        last_minute = max(int(r["last_minute"]) for r in combos)
+        records = (first_minute, last_minute + 60)
+        by_fp = users_by_fingerprint(backend, [fingerprint], since, until, records)
+        users = by_fp.get(fingerprint, 0)
     if state is None:
-        seen = backend.query(_sql(DETAIL_SEEN_SQL, backend), params)[0]
-        first_seen, last_seen = int(seen["first_minute"]), int(seen["last_minute"])
+        first_seen, last_seen = first_minute, last_minute
     else:
         first_seen, last_seen = state["first_seen"], state["last_seen"]
-    latest = []
+    tries = [0]
     if state is not None and state["last_seen"]:
-        after = round((state["last_seen"] - LATEST_LOOKBACK) * 1000)
+        seen = state["last_seen"]
+        tries = [round(seen // 86400 * 86400 * 1000), round((seen - LATEST_LOOKBACK) * 1000), 0]
+    latest = []
+    for after in tries:
         latest = backend.query(
             _sql(LATEST_EVENT_SQL, backend), {"fingerprint": fingerprint, "after_ms": after}
         )
-    if not latest:
-        latest = backend.query(
-            _sql(LATEST_EVENT_SQL, backend), {"fingerprint": fingerprint, "after_ms": 0}
-        )
+        if latest:
+            break
     sample = None
     if latest:
         row = latest[0]

@@ -36,6 +36,7 @@ SHARDING_KEYS: dict[str, str] = {
     "event_hours": "cityHash64(fingerprint)",
     "event_days": "cityHash64(fingerprint)",
     "event_day_users": "cityHash64(fingerprint)",
+    "issue_minutes": "cityHash64(fingerprint)",
     "issues": "cityHash64(fingerprint)",
     "alerts": "cityHash64(alert_id)",
     "issue_audit": "cityHash64(fingerprint)",

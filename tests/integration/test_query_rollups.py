@@ -4,9 +4,10 @@ Generated per-minute input rows (the rows the sink writes into ``event_minutes_i
 contract counts, legacy records counted by event_id, users, shed bodies (records with no
 ``events`` row) and replays (whole batches and random rows inserted again, before and after
 merges). Every timeline, top-issues and issue-detail answer read through the hourly and daily
-rollups (``event_hours``, ``event_days``) and the legacy table must equal the same query read
-from ``event_minutes`` alone, and the counts must equal the ones computed here independently.
-A second database gets part of its data before migration 0006 (the backfill path).
+rollups (``event_hours``, ``event_days``) and the legacy table, and every issue detail read
+through ``issue_minutes``, must equal the same query read from ``event_minutes`` alone, and
+the counts must equal the ones computed here independently. A second database gets part of
+its data before migrations 0006, 0007 and 0009 (the backfill paths).
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ def issue_rows() -> list[list]:
     ]
 
 
+COUNT_TABLES = (
+    "event_minutes",
+    "event_minutes_legacy",
+    "event_hours",
+    "event_days",
+    "event_day_users",
+    "issue_minutes",
+)
 ISSUE_COLUMNS = [
     "fingerprint",
     "service",
@@ -129,7 +138,7 @@ def load(backend, batches, bodies, *, optimize_between: bool = True) -> None:
     for i, batch in enumerate(batches):
         backend.insert("event_minutes_input", MINUTE_COLUMNS, batch)
         if optimize_between and i == len(batches) - 3:  # merge, then replays land on top
-            for table in ("event_minutes", "event_hours", "event_days", "event_day_users"):
+            for table in COUNT_TABLES:
                 backend.command(f"OPTIMIZE TABLE {backend.database}.{table} FINAL")
     backend.insert("events", EVENT_COLUMNS, bodies)
     backend.insert("issues", ISSUE_COLUMNS, issue_rows())
@@ -178,9 +187,29 @@ def answers(backend) -> dict:
 
 
 def minutes_only(backend, monkeypatch) -> dict:
+    """Every answer read from event_minutes alone: no rollups, issue detail's split from
+    event_minutes instead of issue_minutes, its users from every span of the range."""
+    users = queries.users_by_fingerprint
     with monkeypatch.context() as m:
         m.setattr(queries, "TIERS", (queries.MINUTES,))
+        m.setattr(queries, "ISSUE_MINUTES", queries.MINUTES)
+        m.setattr(
+            queries,
+            "users_by_fingerprint",
+            lambda b, fps, since, until, records=None, **f: users(b, fps, since, until, **f),
+        )
         return answers(backend)
+
+
+def assert_issue_minutes_are_event_minutes(backend) -> None:
+    """issue_minutes holds event_minutes' keys with the same counts (legacy keys with 0)."""
+    db = backend.database
+    keys = "minute, service, fingerprint, level, release, environment"
+    rows = [
+        backend.query(f"SELECT {keys}, {count} AS n FROM {db}.{table} FINAL ORDER BY {keys}")
+        for table, count in (("event_minutes", "events"), ("issue_minutes", "events"))
+    ]
+    assert rows[0] and rows[0] == rows[1]
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +265,7 @@ def test_rollup_answers_equal_minute_table_answers(backend, data, monkeypatch):
     tiered = answers(backend)
     assert tiered == minutes_only(backend, monkeypatch)
     check_against_generated(tiered, events)
+    assert_issue_minutes_are_event_minutes(backend)
 
 
 def test_users_read_from_the_day_users_table_are_the_same(backend, data, monkeypatch):
@@ -273,13 +303,21 @@ def check_against_generated(got: dict, events: list[dict]) -> None:
                 assert {i["fingerprint"]: i["users"] for i in top} == {
                     fp: users.get(fp, 0) for fp in per_fp
                 }
+        lo, hi = queries.minute_range(since, until)
         for fp in FINGERPRINTS:
             detail = got["detail", r, fp]
             n = sum(expected_counts(events, since, until, fingerprint=fp).values())
             assert (detail["events"] if detail else 0) == n
-            if detail:
-                assert detail["users"] == expected_users(events, since, until).get(fp, 0)
-                assert sum(v["events"] for v in detail["levels"]) == n
+            if not detail:
+                continue
+            assert detail["users"] == expected_users(events, since, until).get(fp, 0)
+            mine = [e for e in events if e["fp"] == fp and lo <= e["key"][0] < hi]
+            for name, i in (("levels", 3), ("releases", 4), ("environments", 5)):
+                split = collections.Counter(e["key"][i] for e in mine)
+                assert {v["value"]: v["events"] for v in detail[name]} == dict(split)
+            if fp == "fp5":  # no issue state: first and last seen are the minutes'
+                minutes = [e["key"][0] for e in mine]
+                assert (detail["first_seen"], detail["last_seen"]) == (min(minutes), max(minutes))
 
 
 def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
@@ -287,27 +325,23 @@ def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
     before = answers(backend)
     backend.insert("event_minutes_input", MINUTE_COLUMNS, batches[0] + batches[5])
     assert answers(backend) == before
-    for table in (
-        "event_minutes",
-        "event_minutes_legacy",
-        "event_hours",
-        "event_days",
-        "event_day_users",
-    ):
+    for table in COUNT_TABLES:
         backend.command(f"OPTIMIZE TABLE {backend.database}.{table} FINAL")
     assert answers(backend) == before
     assert minutes_only(backend, monkeypatch) == before
+    assert_issue_minutes_are_event_minutes(backend)
 
 
 def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
     """Data inserted before migration 0006 (so only in event_minutes) is backfilled into the
-    rollups and the legacy table, data inserted before 0007 into the users table; later
-    rows, including replays of the earlier ones, are counted once."""
+    rollups and the legacy table, data inserted before 0007 into the users table, data
+    inserted before 0009 into issue_minutes; later rows, including replays of the earlier
+    ones, are counted once."""
     batches, bodies, events = data
     b = ChdbBackend(backend.path, "backfill")
     every = migrate_module.load_migrations()
     try:
-        for below, batch in ((6, batches[:3]), (7, batches[3:5])):
+        for below, batch in ((6, batches[:3]), (7, batches[3:5]), (9, batches[5:6])):
             with monkeypatch.context() as m:
                 m.setattr(
                     migrate_module,
@@ -317,17 +351,76 @@ def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
                 migrate(b, 90)
             for rows in batch:
                 b.insert("event_minutes_input", MINUTE_COLUMNS, rows)
-        applied = [x.name for x in migrate(b, 90)]  # 0007 and every later migration
-        assert applied == [x.name for x in every if x.version >= 7]
-        assert applied[0] == "day_users"
+        applied = [x.name for x in migrate(b, 90)]  # 0009 and every later migration
+        assert applied == [x.name for x in every if x.version >= 9]
+        assert applied[0] == "issue_minutes"
         assert migrate(b, 90) == []  # a second run does nothing
         load(b, batches[5:] + [batches[1], batches[3]], bodies, optimize_between=False)
         got = answers(b)
         assert got == answers(backend)
         assert got == minutes_only(b, monkeypatch)
         check_against_generated(got, events)
+        assert_issue_minutes_are_event_minutes(b)
         with monkeypatch.context() as m:  # the backfilled users table answers the same
             m.setattr(queries, "DAY_USERS_MIN_SPAN", DAY)
             assert answers(b) == got
+    finally:
+        b.close()
+
+
+def test_latest_event_is_the_latest_stored_body_whatever_the_lookback(backend):
+    """The latest body is looked for in the day of the issue's last_seen, then from a day
+    before it, then everywhere: each try finds the same body, the latest of all."""
+    b = ChdbBackend(backend.path, "latest")  # one embedded engine per process: its folder
+    try:
+        migrate(b, 90)
+        fp = "fp-latest"
+        times = [D0 + 3600.25, D0 + DAY + 7200.5, D0 + DAY + 7300.75]
+        b.insert(
+            "events",
+            EVENT_COLUMNS,
+            [
+                (
+                    f"e{i}",
+                    ts,
+                    ts,
+                    "api",
+                    "prod",
+                    "app@1.0",
+                    "error",
+                    fp,
+                    fp,
+                    f'{{"tags":{{"n":"{i}"}}}}',
+                    0,
+                )
+                for i, ts in enumerate(times)
+            ],
+        )
+        b.insert(
+            "event_minutes_input",
+            MINUTE_COLUMNS,
+            [
+                (int(ts // 60 * 60), "api", fp, "error", "app@1.0", "prod", 1, f"e{i}", 0, 0)
+                for i, ts in enumerate(times)
+            ],
+        )
+        last_seens = (
+            D0 + DAY + 7300.75,  # found in the day of last_seen
+            D0 + 2 * DAY + 600,  # that day holds no body: found from a day before
+            D0 + 5 * DAY,  # nothing within a day: found over all of the issue
+            D0 + DAY + 60,  # a state older than the latest body: no upper bound
+        )
+        for version, last_seen in enumerate(last_seens, start=1):
+            state = [fp, "api", "t", "x", "bug", "ongoing", D0, last_seen, 3, 0, [], version]
+            b.insert("issues", ISSUE_COLUMNS, [state])
+            detail = queries.issue_detail(b, fp)
+            assert detail["issue"]["last_seen"] == last_seen
+            assert detail["events"] == 3
+            latest = detail["latest_event"]
+            assert (latest["event_id"], latest["timestamp"], latest["tags"]) == (
+                "e2",
+                times[2],
+                {"n": "2"},
+            )
     finally:
         b.close()

@@ -99,13 +99,20 @@ def test_every_migration_has_a_cluster_variant_with_sharding_by_issue():
         "event_hours",
         "event_days",
         "event_day_users",
+        "issue_minutes",
     ):
         assert keys[table] == "cityHash64(fingerprint))", table
 
 
 def test_rollup_views_read_and_write_each_shards_local_tables():
     views = [s for s in all_cluster_statements() if "MATERIALIZED VIEW" in s]
-    for name in ("event_minutes_legacy", "event_hours", "event_days", "event_day_users"):
+    for name in (
+        "event_minutes_legacy",
+        "event_hours",
+        "event_days",
+        "event_day_users",
+        "issue_minutes",
+    ):
         (view,) = [v for v in views if f".{name}_mv ON CLUSTER" in v]
         assert f"TO errorstream.{name}_local" in view
         assert "FROM errorstream.event_minutes_input_local" in view
