@@ -31,7 +31,7 @@ from aiokafka.structs import OffsetAndMetadata
 from pipeline.grouping import GroupingConfig
 from pipeline.grouping.watcher import RulesWatcher
 from pipeline.kafka_clients import client_config
-from pipeline.metrics import Metrics
+from pipeline.metrics import Metrics, ObservationBatch
 from pipeline.settings import Settings
 from pipeline.stages.decode import dead_letter
 from pipeline.stages.envelope import group_by_partition, packed
@@ -217,9 +217,10 @@ class Decoder:
         valid = sum(len(lines) for _, lines in envelopes.values())
         if valid:  # one observation per valid event: the batch's time shared out
             per_event = (time.perf_counter() - started) / len(records)
-            observe = self.metrics.stage_latency.labels("decode").observe
+            batch = ObservationBatch(self.metrics.stage_latency.labels("decode"))
             for _ in range(valid):
-                observe(per_event)
+                batch.observe(per_event)
+            batch.flush()  # one lock and one write per bucket, not per event
 
     def stop(self) -> None:
         self._stopping.set()

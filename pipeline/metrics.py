@@ -12,11 +12,12 @@ that folder and ``exposition()`` aggregates them with ``MultiProcessCollector``.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "exposed_names", "exposition"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "ObservationBatch", "exposed_names", "exposition"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
@@ -368,3 +369,40 @@ def exposed_names(registry: CollectorRegistry) -> set[str]:
         for suffix in _SUFFIXES.get(family.type, ("",)):
             names.add(family.name + suffix)
     return names
+
+
+class ObservationBatch:
+    """Observations of one histogram (child) gathered in memory and added in one step.
+
+    In multi-process mode every ``observe`` is a lock and two ``mmap`` writes; an agent that
+    observes per event pays that per event. ``observe`` here only counts into a local bucket;
+    ``flush`` adds each bucket's count and the sum once. The exposed values are exactly
+    those of calling ``observe`` on the histogram for each value (unit-tested), so ``_count``
+    still counts events. Relies on prometheus-client's Histogram internals ``_upper_bounds``,
+    ``_buckets`` and ``_sum`` (0.2x), checked by that test."""
+
+    __slots__ = ("histogram", "bounds", "counts", "total", "n")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self.bounds = list(histogram._upper_bounds)
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+        self.n = 0
+
+    def observe(self, amount: float) -> None:
+        self.counts[bisect_left(self.bounds, amount)] += 1  # first bound >= amount, like observe
+        self.total += amount
+        self.n += 1
+
+    def flush(self) -> None:
+        if not self.n:
+            return
+        h = self.histogram
+        h._sum.inc(self.total)
+        for i, k in enumerate(self.counts):
+            if k:
+                h._buckets[i].inc(k)
+                self.counts[i] = 0
+        self.total = 0.0
+        self.n = 0

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from pipeline.faust_internals import AckWhenDelivered, Overlay, PartitionGuard, write_state
-from pipeline.metrics import Metrics
+from pipeline.metrics import Metrics, ObservationBatch
 from pipeline.stages.aggregate import dedup_key, minute_key, process_event, service_key
 from pipeline.stages.commands import (
     ALIAS_HOPS,
@@ -127,6 +127,10 @@ class IssuesAgent:
         self.partitions = partitions
         self.rules, self.metrics, self.guard = rules, metrics, guard
         self.eviction = PartitionEviction(tables["dedup"], tables["minutes"], rules)
+        # per-event observations, added to the metrics once per envelope (exact values)
+        self.lag_batch = ObservationBatch(metrics.end_to_end_lag)
+        self.latency_batch = ObservationBatch(metrics.stage_latency.labels("issues"))
+        self.processed_count = 0
 
     def issue_snapshots(self) -> list[dict]:
         return [
@@ -197,12 +201,20 @@ class IssuesAgent:
             sent.append(await by_fp.send(key=key, value=line, partition=partition))
         if forwards:
             self.metrics.merge_forwards.inc(len(forwards))
+        self.flush_metrics()
         processed_topic = self.topics["processed"]
         sent += [
             await processed_topic.send(key=msg.key, value=value, partition=msg.partition)
             for value in packed(serialize_processed(processed))
         ]
         return sent
+
+    def flush_metrics(self) -> None:
+        if self.processed_count:
+            self.metrics.events_processed.inc(self.processed_count)
+            self.processed_count = 0
+        self.lag_batch.flush()
+        self.latency_batch.flush()
 
     def apply_outcome(
         self, action: str, out: Any, partition: int, st: State, processed: list, forwards: list
@@ -301,6 +313,6 @@ class IssuesAgent:
             if key in st.minutes:
                 del st.minutes[key]
         processed.append((fp, out.record, rest if out.admission.body_stored else None))
-        metrics.events_processed.inc()
-        metrics.end_to_end_lag.observe(max(0.0, time.time() - meta["ts"]))
-        metrics.stage_latency.labels("issues").observe(time.perf_counter() - started)
+        self.processed_count += 1
+        self.lag_batch.observe(max(0.0, time.time() - meta["ts"]))
+        self.latency_batch.observe(time.perf_counter() - started)

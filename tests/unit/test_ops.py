@@ -159,3 +159,28 @@ def test_progress_tty_redraws_in_place():
     assert stream.getvalue().startswith("\r\x1b[K")
     assert summary.startswith("kafka: 2 files in ")
     assert format_bar(1, 2, width=4) == "[##..]  50%"
+
+
+def test_an_observation_batch_exposes_exactly_what_observe_would():
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from pipeline.metrics import LAG_BUCKETS, ObservationBatch
+
+    values = [0.0, 0.01, 0.011, 0.3, 5.0, 7.5, 3600.0, 5000.0, 1e9, 0.05, 0.05]
+    one, batched = CollectorRegistry(), CollectorRegistry()
+    a = Histogram("x_seconds", "x", ["stage"], buckets=LAG_BUCKETS, registry=one)
+    b = Histogram("x_seconds", "x", ["stage"], buckets=LAG_BUCKETS, registry=batched)
+    batch = ObservationBatch(b.labels("s"))
+    for round_ in range(2):  # a flushed batch starts again from zero
+        for v in values:
+            a.labels("s").observe(v + round_)
+            batch.observe(v + round_)
+        assert b.labels("s")._sum.get() == sum(values) * round_  # nothing added before flush
+        batch.flush()
+
+    def lines(registry):
+        return [x for x in generate_latest(registry).decode().splitlines() if "_created" not in x]
+
+    assert lines(batched) == lines(one)
+    batch.flush()  # nothing pending: nothing changes
+    assert lines(batched) == lines(one)
