@@ -131,6 +131,7 @@ class IssuesAgent:
         self.lag_batch = ObservationBatch(metrics.end_to_end_lag)
         self.latency_batch = ObservationBatch(metrics.stage_latency.labels("issues"))
         self.processed_count = 0
+        self.counts: dict[tuple[str, str | None], int] = {}  # (metric, label) → events
 
     def issue_snapshots(self) -> list[dict]:
         return [
@@ -215,6 +216,10 @@ class IssuesAgent:
             self.processed_count = 0
         self.lag_batch.flush()
         self.latency_batch.flush()
+        for (name, label), n in self.counts.items():
+            metric = getattr(self.metrics, name)
+            (metric if label is None else metric.labels(label)).inc(n)
+        self.counts.clear()
 
     def apply_outcome(
         self, action: str, out: Any, partition: int, st: State, processed: list, forwards: list
@@ -297,15 +302,18 @@ class IssuesAgent:
             st.minutes[mkey] = out.minute
         if out.dedup is not None:
             q_dedup.add(dkey, out.dedup)  # written with the envelope's other entries
+        counts = self.counts
         if out.late:
-            metrics.events_late.inc()
+            counts[("events_late", None)] = counts.get(("events_late", None), 0) + 1
         if out.duplicate:
-            metrics.events_deduplicated.inc()
+            key = ("events_deduplicated", None)
+            counts[key] = counts.get(key, 0) + 1
         elif not out.admission.body_stored:
             if out.admission.shed_reason == "sampled":
-                metrics.events_sampled.labels(record.get("level", "error")).inc()
+                key = ("events_sampled", record.get("level", "error"))
             else:
-                metrics.events_shed.labels(out.admission.shed_reason).inc()
+                key = ("events_shed", out.admission.shed_reason)
+            counts[key] = counts.get(key, 0) + 1
         for key in q_dedup.expired(wm):
             if key in st.dedup:
                 del st.dedup[key]

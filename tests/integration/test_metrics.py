@@ -145,6 +145,21 @@ def test_metrics_move_by_exact_amounts(kafka_bootstrap, tmp_path):
         assert value(m, "errorstream_state_table_keys", table="issues") == len(fingerprints)
         # a measurement may fail while the sink group's coordinator is still being elected
         assert value(m, "errorstream_kafka_lag_measure_failures_total") <= 2
+
+        # the issues agent's per-event counters, added once per envelope: two re-deliveries
+        # of an event are counted as duplicates exactly
+        asyncio.run(produce(kafka_bootstrap, env["ERRORSTREAM_TOPIC_EVENTS"], [valid[0]] * 2))
+
+        def deduplicated():
+            m = scrape(worker)
+            return m if value(m, "errorstream_issues_events_deduplicated_total") >= 2 else None
+
+        m = worker.wait_for(deduplicated, timeout=30)
+        assert m, "the two re-deliveries were not counted as duplicates"
+        assert value(m, "errorstream_issues_events_deduplicated_total") == 2
+        assert value(m, "errorstream_issues_events_processed_total") == 12
+        assert value(m, "errorstream_stage_latency_seconds_count", stage="issues") == 12
+        assert total(m, "errorstream_issues_events_shed_total") == 0
     finally:
         code = worker.stop()
         log = worker.log()
