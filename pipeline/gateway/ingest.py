@@ -61,7 +61,9 @@ class Batch:
 
     records: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
     event_ids: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)  # the checked v1 events
+    # the converted v1 events themselves, instead of records, for the decoder (keep_events);
+    # the gateway keeps only the serialized records, so no event dict outlives the walk
+    events: list[dict[str, Any]] | None = None
     items: collections.Counter = field(default_factory=collections.Counter)
     reply_id: str | None = None
 
@@ -147,9 +149,11 @@ def _checked(event: dict[str, Any], what: str) -> dict[str, Any]:
 
 def _add(batch: Batch, event: dict[str, Any]) -> None:
     event_id = event["event_id"]
-    batch.records.append((event_id.encode(), orjson.dumps(event)))
+    if batch.events is not None:
+        batch.events.append(event)
+    else:
+        batch.records.append((event_id.encode(), orjson.dumps(event)))
     batch.event_ids.append(event_id)
-    batch.events.append(event)
 
 
 # the service of a Sentry payload: one name for the whole body (the gateway: the project's),
@@ -199,8 +203,9 @@ def from_envelope(
     limits: IngestLimits,
     scrubber: Scrubber | None,
     client_ip: str | None = None,
+    keep_events: bool = False,
 ) -> Batch:
-    batch = Batch()
+    batch = Batch(events=[] if keep_events else None)
     header_id = envelope.headers.get("event_id")
     header_id = header_id if isinstance(header_id, str) else None
     for number, item in enumerate(envelope.items, 1):
@@ -268,10 +273,12 @@ def from_sentry_payload(
     event_id: str | None = None,
     client_ip: str | None = None,
     what: str = "event",
+    keep_events: bool = False,
 ) -> Batch:
     """One parsed Sentry event payload; ``event_id`` is the fallback when it has none;
-    ``what`` begins the message of a refusal."""
-    batch = Batch()
+    ``what`` begins the message of a refusal; ``keep_events``: the batch holds the v1
+    events (the decoder) instead of their serialized records (the gateway)."""
+    batch = Batch(events=[] if keep_events else None)
     batch.items["event"] += 1
     _sentry_event(
         batch,

@@ -221,6 +221,7 @@ def _sentry(
                 received_at=received_at,
                 limits=formats.limits,
                 scrubber=formats.scrubber,
+                keep_events=True,
             )
         else:
             if not isinstance(payload, dict):
@@ -233,6 +234,7 @@ def _sentry(
                 scrubber=formats.scrubber,
                 event_id=fallback_event_id(*source) if source else None,
                 what=_LABEL[SENTRY],
+                keep_events=True,
             )
     except Refused as exc:
         reason = REASON_TOO_LARGE if exc.reason == "event_too_large" else exc.reason

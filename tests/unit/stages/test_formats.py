@@ -255,23 +255,26 @@ def test_service_lands_in_the_event_made_to_fit_the_schema():
 def test_same_v1_event_as_the_gateway(name):
     payload = SENTRY_PAYLOADS[name]
     limits = IngestLimits()
-    gateway = from_sentry_payload(
+    published = from_sentry_payload(  # what the gateway publishes
         copy.deepcopy(payload),
         service="checkout",
         received_at=NOW,
         limits=limits,
         scrubber=GatewayScrubber(),
-    ).events[0]
+    ).records[0][1]
+    gateway = orjson.loads(published)
     formats = IngestFormats(scrubber=GatewayScrubber())
     kafka = decode(orjson.dumps(payload), [("service", b"checkout")], formats).events[0].event
     assert kafka == gateway
-    gw_envelope = from_envelope(
-        parse_envelope(envelope_bytes(payload)),
-        service="checkout",
-        received_at=NOW,
-        limits=limits,
-        scrubber=GatewayScrubber(),
-    ).events[0]
+    gw_envelope = orjson.loads(
+        from_envelope(
+            parse_envelope(envelope_bytes(payload)),
+            service="checkout",
+            received_at=NOW,
+            limits=limits,
+            scrubber=GatewayScrubber(),
+        ).records[0][1]
+    )
     kafka_envelope = decode(envelope_bytes(payload), [("service", b"checkout")], formats)
     assert kafka_envelope.events[0].event == gw_envelope == gateway
     config = GroupingConfig()
