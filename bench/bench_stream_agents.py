@@ -268,6 +268,7 @@ async def alert_latency(env: dict) -> list[float]:
     await consumer.seek_to_end()
     sent: dict[str, float] = {}
     latencies: list[float] = []
+    series: list[tuple[str, float]] = []
     stop = asyncio.Event()
 
     async def background() -> None:
@@ -300,6 +301,7 @@ async def alert_latency(env: dict) -> list[float]:
                     t = sent.get(alert.get("event_id", ""))
                     if alert["kind"] == "new_issue" and t is not None:
                         latencies.append(time.perf_counter() - t)
+                        series.append((alert["event_id"], latencies[-1]))
 
     bg = asyncio.create_task(background())
     await asyncio.gather(probes(), read())
@@ -307,6 +309,9 @@ async def alert_latency(env: dict) -> list[float]:
     await bg
     await producer.stop()
     await consumer.stop()
+    # in the order the probes were sent: a trend means a backlog, a lone peak a pause
+    series.sort()
+    print("alert latencies in probe order (ms):", " ".join(f"{v * 1000:.0f}" for _, v in series))
     return latencies
 
 

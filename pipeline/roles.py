@@ -112,7 +112,7 @@ def run_decoder(settings: Settings) -> int:
         finally:
             await peers.close()
 
-    return asyncio.run(main())
+    return run_loop(main)
 
 
 # -- sink ---------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def run_sink(settings: Settings) -> int:
             await peers.close()
             backend.close()
 
-    return asyncio.run(main())
+    return run_loop(main)
 
 
 # -- agent --------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def run_agent(settings: Settings) -> int:
         preflight_kafka,
     )
 
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         loop.run_until_complete(preflight_kafka(settings))
@@ -283,6 +283,22 @@ def run_agent(settings: Settings) -> int:
         log.info("agent stopped after %.1fs (exit %s)", time.time() - started, code)
         return code
     return 0
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (the ``pipeline`` extra has it), else
+    asyncio's: the roles spend a good part of each event in the loop's I/O and callbacks."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_loop(main: Any) -> int:
+    """``asyncio.run(main())`` on ``new_event_loop()``."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main())
 
 
 def _ops_server(settings: Settings, app: Any) -> HttpServer | None:
