@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -347,6 +348,7 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     floor = results["alo"]
     print(f"rounds: {ROUNDS} (median; order rotated), after one discarded warm-up pass")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -375,6 +376,7 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the broker's log and the chDB folder
     p50 = statistics.median(latencies) if latencies else float("nan")
     p99 = (
         latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
