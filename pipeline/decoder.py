@@ -30,7 +30,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.grouping import GroupingConfig
 from pipeline.grouping.watcher import RulesWatcher
-from pipeline.kafka_clients import client_config
+from pipeline.kafka_clients import client_config, group_options
 from pipeline.metrics import Metrics, ObservationBatch
 from pipeline.settings import Settings
 from pipeline.stages.decode import dead_letter
@@ -138,6 +138,7 @@ class Decoder:
         self.consumer = AIOKafkaConsumer(
             s.topic_events,
             **client_config(s, "decoder"),
+            **group_options(s),
             group_id=f"{s.app_id}-decode",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -36,6 +36,13 @@ def client_config(settings: Settings, role: str) -> dict[str, Any]:
     return config
 
 
+def group_options(settings: Settings) -> dict[str, Any]:
+    """``AIOKafkaConsumer`` keyword arguments of a consumer-group member: the session timeout
+    after which a member that stopped heartbeating (``kill -9``) loses its partitions."""
+    timeout_ms = int(settings.kafka_session_timeout * 1000)
+    return {"session_timeout_ms": timeout_ms, "heartbeat_interval_ms": max(1000, timeout_ms // 3)}
+
+
 def faust_broker_options(settings: Settings) -> dict[str, Any]:
     """``faust.App`` keyword arguments for the same broker and security."""
     import faust
@@ -44,6 +51,9 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "broker": [f"kafka://{server.strip()}" for server in s.kafka_bootstrap.split(",")],
         "broker_client_id": f"{s.kafka_client_id}-agent",
+        # faust's default is 60 s: a killed agent's partitions would wait that long
+        "broker_session_timeout": s.kafka_session_timeout,
+        "broker_heartbeat_interval": max(1.0, s.kafka_session_timeout / 3),
     }
     context = _ssl_context(s)
     if s.kafka_security_protocol.startswith("SASL_"):

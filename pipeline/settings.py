@@ -77,6 +77,15 @@ class Settings:
         default="errorstream",
         metadata=_meta("client.id prefix of every Kafka client (the role is appended)"),
     )
+    kafka_session_timeout: float = field(
+        default=10.0,
+        metadata=_meta(
+            "seconds a consumer group waits for a silent member (a killed process) before "
+            "giving its partitions to the others; heartbeats go every third of it",
+            minimum=3.0,
+            maximum=300.0,
+        ),
+    )
     kafka_security_protocol: str = field(
         default="PLAINTEXT",
         metadata=_meta(
@@ -193,7 +202,7 @@ class Settings:
         default="v2",
         metadata=_meta(
             "grouping algorithm version (v2; v1 = the first one, for deployments not yet "
-            "moved: docs/grouping.md, \"Changing the grouping version safely\")"
+            'moved: docs/grouping.md, "Changing the grouping version safely")'
         ),
     )
     grouping_rules_file: str = field(

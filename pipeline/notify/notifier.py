@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.health import build_ops_app
-from pipeline.kafka_clients import client_config
+from pipeline.kafka_clients import client_config, group_options
 from pipeline.metrics import Metrics
 from pipeline.notify.backoff import Backoff, parse_retry_after
 from pipeline.notify.digest import Message, Throttle
@@ -209,6 +209,7 @@ class Notifier:
         self.producer = AIOKafkaProducer(**client_config(s, "notify"), acks="all")
         self.consumer = AIOKafkaConsumer(
             **client_config(s, "notify"),
+            **group_options(s),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

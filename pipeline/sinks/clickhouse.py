@@ -34,7 +34,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from pipeline.kafka_clients import client_config
+from pipeline.kafka_clients import client_config, group_options
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.sinks.batching import Batch, Batcher, Message
@@ -144,6 +144,7 @@ class ClickHouseSink:
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             **client_config(s, "sink"),
+            **group_options(s),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

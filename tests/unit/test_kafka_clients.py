@@ -5,7 +5,7 @@ import ssl
 import faust
 import pytest
 
-from pipeline.kafka_clients import client_config, faust_broker_options
+from pipeline.kafka_clients import client_config, faust_broker_options, group_options
 from pipeline.settings import ConfigError, Settings, load_settings
 
 
@@ -51,3 +51,17 @@ def test_sasl_without_credentials_or_a_missing_ca_file_is_a_config_error():
                 "ERRORSTREAM_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem",
             }
         )
+
+
+def test_every_group_member_uses_the_same_session_timeout():
+    # faust's own default is 60 s: a kill -9ed agent's partitions would wait a minute
+    s = Settings()
+    assert group_options(s) == {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 3_333}
+    options = faust_broker_options(s)
+    assert options["broker_session_timeout"] == 10.0
+    assert options["broker_heartbeat_interval"] == pytest.approx(10.0 / 3)
+    s = load_settings(env={"ERRORSTREAM_KAFKA_SESSION_TIMEOUT": "30"})
+    assert group_options(s)["session_timeout_ms"] == 30_000
+    assert faust_broker_options(s)["broker_session_timeout"] == 30.0
+    with pytest.raises(ConfigError, match="kafka_session_timeout|KAFKA_SESSION_TIMEOUT"):
+        load_settings(env={"ERRORSTREAM_KAFKA_SESSION_TIMEOUT": "1"})
