@@ -1019,6 +1019,19 @@ def markdown(report: dict[str, Any], command: str, uptime: str) -> str:
             if k not in ("check", "ok")
         )
         lines.append(f"| {c['check']} | {'ok' if c['ok'] else '**FAILED**'} | {detail} |")
+    by_kind = next(c for c in report["checks"] if c["check"] == "no_duplicate_alerts")["by_kind"]
+    lines += [
+        "",
+        f"Alerts on the topic by kind: {orjson.dumps(by_kind).decode()}. Besides the expected",
+        "ones (a `new_issue` per issue, the planned spike), the rules also fire where loadgen's",
+        "traffic meets them: `critical` for the first fatal event of known issues, and `spike`",
+        "for keys whose first event was a *late* one (timestamps 2-30 minutes back), so their",
+        "baseline windows before the run are empty, and for services with a flood;",
+        "`error_rate` and `incident` where a service's partition share stays over",
+        "`error_rate_per_minute` or several of its issues spike in one minute. Each",
+        "(kind, service, fingerprint) has one `alert_id` (a service-level key one per",
+        "partition), which is what the cooldown promises.",
+    ]
     lines += [
         "",
         "## Peak RSS (VmHWM from /proc, every incarnation)",
