@@ -292,6 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_options(args: argparse.Namespace) -> list[str]:
+    """The options of this run, as a command line that repeats it."""
+    out = []
+    if args.only:
+        out += ["--only", *args.only]
+    if args.skip:
+        out += ["--skip", *args.skip]
+    if args.quick:
+        out.append("--quick")
+    if args.out:
+        out += ["--out", args.out]
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     benches = [b for b in BENCHES if (not args.only or b.name in args.only)]
     benches = [b for b in benches if b.name not in args.skip]
@@ -319,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             for fig in r.figures:
                 f.write(json.dumps(fig) + "\n")
-    command = "python bench/run_all.py " + " ".join(sys.argv[1:]) if sys.argv else ""
+    command = " ".join(["python bench/run_all.py", *command_options(args)])
     footer = [
         "## Not here",
         "",
@@ -335,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
             results,
             smoke=args.quick,
             results_file=str(shown),
-            command=command.strip(),
+            command=command,
             footer=footer,
         )
     )
