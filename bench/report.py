@@ -260,6 +260,7 @@ def render_markdown(
     """BENCHMARKS.md: the machine, then per bench (and per run) the figures with their
     baselines, ratios and targets, the command, wall time, exit code and load averages."""
     title = "Benchmarks — SMOKE RUN (--quick)" if smoke else "Benchmarks"
+    judged = () if smoke else targets  # a smoke run's sizes are not the targets' sizes
     out = [f"# {title}", ""]
     if smoke:
         out += [
@@ -286,12 +287,12 @@ def render_markdown(
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        verdicts = [t.met(f) for f in r.figures for t in targets_for(f, targets)]
+        verdicts = [t.met(f) for f in r.figures for t in targets_for(f, judged)]
         known = [v for v in verdicts if v is not None]
         tm = f"{sum(known)} of {len(verdicts)}" if verdicts else "–"
         status = "**FAILED**" if r.failed else "ok"
         out.append(
-            f"| {r.name} | {r.run} of {r.runs} | {status} | {r.wall_s:,.0f} s "
+            f"| {r.name} | {r.run} of {r.runs} | {status} | {r.wall_s:,.{0 if r.wall_s >= 10 else 1}f} s "
             f"| {len(r.figures)} | {tm} |"
         )
     if failed:
@@ -314,7 +315,7 @@ def render_markdown(
             if r.stderr_tail:
                 out += ["stderr (tail):", "", "```", r.stderr_tail.rstrip("\n"), "```", ""]
         if r.figures:
-            out += render_figures_table(r.figures, targets)
+            out += render_figures_table(r.figures, judged)
     out += ["", "## Targets", "", "| bench | figure | target | issue | what the issue says |"]
     out += ["|---|---|---|---|---|"]
     for t in targets:

@@ -170,6 +170,9 @@ def test_a_smoke_run_says_so_in_its_header():
     md = render_markdown(MACHINE, [result()], smoke=True, results_file="r", command="c --quick")
     assert md.startswith("# Benchmarks — SMOKE RUN (--quick)\n")
     assert "not measurements of errorstream" in md
+    row = next(line for line in md.splitlines() if line.startswith("| sink_throughput |"))
+    assert row.rstrip().endswith("| – | – |")  # no target verdict on smoke sizes
+    assert "| sink | 1 of 1 | ok | 61 s | 2 | – |" in md
 
 
 def test_consecutive_runs_get_one_section_each():
