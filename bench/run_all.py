@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -144,6 +145,8 @@ def queries_args(bench: Bench, directory: Path) -> tuple[str, ...]:
     (``--reuse`` takes the row count from the folder's note)."""
     if (directory / "bench.json").is_file():
         return ("--reuse", str(directory))
+    # a folder without its note is a generation that did not finish: start it again
+    shutil.rmtree(directory / "clickhouse", ignore_errors=True)
     return (*bench.args, "--keep", str(directory))
 
 

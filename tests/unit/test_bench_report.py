@@ -180,3 +180,27 @@ def test_consecutive_runs_get_one_section_each():
     md = render_markdown(MACHINE, runs, smoke=False, results_file="r", command="c")
     for i in (1, 2, 3):
         assert f"## stream_agents, run {i} of 3" in md
+
+
+def test_queries_keep_the_data_set_the_first_time_and_reuse_it_after(tmp_path):
+    import run_all
+
+    bench = next(b for b in run_all.BENCHES if b.name == "queries")
+    (tmp_path / "clickhouse").mkdir()  # an unfinished generation: no note
+    assert run_all.queries_args(bench, tmp_path) == (
+        "--rows",
+        "10000000",
+        "--keep",
+        str(tmp_path),
+    )
+    assert not (tmp_path / "clickhouse").exists()
+    (tmp_path / "bench.json").write_text('{"rows": 10000000, "end": 0}')
+    assert run_all.queries_args(bench, tmp_path) == ("--reuse", str(tmp_path))
+
+
+def test_full_run_estimate_stays_within_half_an_hour():
+    import run_all
+
+    assert run_all.estimate_full_s() <= 30 * 60
+    stream = next(b for b in run_all.BENCHES if b.name == "stream_agents")
+    assert stream.runs == 3 and stream.args == ("--events", "100000", "--background-rate", "2000")
