@@ -33,9 +33,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
-## bench: every benchmark script; each ends with JSON lines of its figures
+## bench: every benchmark script in turn (~30 min), then BENCHMARKS.md (bench/run_all.py)
 bench: $(STAMP)
-	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .errorstream .pytest_cache

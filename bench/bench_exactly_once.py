@@ -30,11 +30,14 @@ new offsets, as a producer retry does). EOS counts the 100 again; the dedup tabl
 
 Prints human-readable lines, then one JSON line per figure. Never fails on a timing.
 
-    python bench/bench_exactly_once.py      # BENCH_EOS_MESSAGES=20000, BENCH_EOS_ROUNDS=2
+    python bench/bench_exactly_once.py [--messages 20000] [--rounds 2]
+
+The options default to BENCH_EOS_MESSAGES and BENCH_EOS_ROUNDS (then 20000 and 2).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -318,6 +321,12 @@ def json_line(figure: str, value: float, unit: str, baseline: float | None) -> s
 
 
 def main() -> None:
+    global N, ROUNDS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=N, help="BENCH_EOS_MESSAGES")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="BENCH_EOS_ROUNDS")
+    args = parser.parse_args()
+    N, ROUNDS = args.messages, args.rounds
     tmp = Path(tempfile.mkdtemp(prefix="bench-eos-"))
     tag = str(int(time.time()))
     broker = None

@@ -80,7 +80,8 @@ WHERE timestamp >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC')
   AND timestamp < fromUnixTimestamp64Milli({hi:Int64}, 'UTC')
 """
 GENERATE_ISSUES = """
-INSERT INTO {db}.issues
+INSERT INTO {db}.issues (fingerprint, service, title, culprit, category, status, first_seen,
+    last_seen, count, users, levels, resolved_at, resolved_in_release, version)
 SELECT fingerprint, any(service), any(title), any(culprit), any(category), 'ongoing',
        min(timestamp), max(timestamp), count(), uniq(user_hash), groupUniqArray(level),
        NULL, '', count()

@@ -15,10 +15,17 @@ On a local broker (``ERRORSTREAM_BENCH_KAFKA_BOOTSTRAP`` or a fresh one), one re
    load, time from produce to the new_issue alert read from the alerts topic (p50, p99).
 
 Prints human-readable lines, then one JSON line per figure. Never fails on a timing.
+
+    python bench/bench_stream_agents.py [--events 100000] [--background-rate 2000]
+                                        [--payload small|realistic]
+
+The options default to the environment variables BENCH_EVENTS, BENCH_BACKGROUND_RATE and
+BENCH_PAYLOAD (then 100000, 2000, small). A run at these sizes takes ~2.5 minutes.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -317,6 +324,20 @@ async def alert_latency(env: dict) -> list[float]:
 
 
 def main() -> None:
+    global N, BACKGROUND_RATE, PAYLOAD
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=N, help="backlog size (BENCH_EVENTS)")
+    parser.add_argument(
+        "--background-rate",
+        type=int,
+        default=BACKGROUND_RATE,
+        help="events/s during the alert latency probes (BENCH_BACKGROUND_RATE)",
+    )
+    parser.add_argument(
+        "--payload", choices=("small", "realistic"), default=PAYLOAD, help="BENCH_PAYLOAD"
+    )
+    args = parser.parse_args()
+    N, BACKGROUND_RATE, PAYLOAD = args.events, args.background_rate, args.payload
     tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     broker = None
     bootstrap = os.environ.get("ERRORSTREAM_BENCH_KAFKA_BOOTSTRAP")

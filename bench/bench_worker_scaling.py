@@ -6,7 +6,8 @@ workers' /metrics say every event was processed by the issues stage and inserted
 
     .venv/bin/python bench/bench_worker_scaling.py [--events 20000] [--workers 1,2]
 
-Ends with one JSON line per worker count.
+Ends with one JSON line per worker count (events/s until stored; the first count is the
+baseline of the others, so ``ratio`` is the scaling).
 """
 
 from __future__ import annotations
@@ -136,7 +137,25 @@ def main() -> int:
         try:
             for k in (int(x) for x in args.workers.split(",")):
                 results.append(run(broker.bootstrap, k, payloads, root / f"run-{k}"))
-                print(json.dumps(results[-1]), flush=True)  # each line as soon as it is known
+                r = results[-1]
+                print(
+                    f"{k} worker(s): {r['events']} events, produced in {r['produce_s']} s, "
+                    f"processed {r['processed_s']} s, stored {r['stored_s']} s: "
+                    f"{r['events_per_s']:,.0f} events/s ({r['cpus']} CPUs)",
+                    flush=True,
+                )
+            base = results[0]["events_per_s"]
+            for r in results:  # the first worker count is the baseline of the others
+                k, rate = r["workers"], r["events_per_s"]
+                line = {
+                    "bench": "worker_scaling",
+                    "figure": f"events_per_s_{k}_workers",
+                    "value": rate,
+                    "unit": "events/s",
+                    "baseline": base if r is not results[0] else None,
+                    "ratio": round(rate / base, 3) if r is not results[0] and base else None,
+                }
+                print(json.dumps(line), flush=True)
         finally:
             broker.stop()
     return 0

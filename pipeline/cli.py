@@ -12,6 +12,7 @@ errorstream gateway                   the Sentry-compatible HTTP ingest gateway
 errorstream notify                    alerts → webhooks, Slack, e-mail (digests, retries, DLQ)
 errorstream fingerprint               group JSON-lines events from stdin
 errorstream config show|check FILE    the effective settings / validate a file
+errorstream bench [--quick] ...       every benchmark in bench/, then BENCHMARKS.md (a checkout)
 """
 
 from __future__ import annotations
@@ -133,7 +134,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args, _settings(args))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _bench_module():
+    """bench/run_all.py of the source checkout this package runs from (not in the wheel)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "run_all.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("errorstream_bench_run_all", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "bench_module", None) is None:
+        print("errorstream bench: needs a source checkout (bench/run_all.py)", file=sys.stderr)
+        return 2
+    return args.bench_module.run(args)
+
+
+def build_parser(load_bench: bool = False) -> argparse.ArgumentParser:
+    """``load_bench``: load bench/run_all.py for the options of ``errorstream bench`` (only
+    when that is the command: it is a file of the checkout, not a module of the package)."""
     parser = argparse.ArgumentParser(
         prog="errorstream", description="Error tracking on Kafka and ClickHouse."
     )
@@ -193,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-kafka", action="store_true", help="use the broker at kafka_bootstrap")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("bench", help="run every benchmark in bench/ and write BENCHMARKS.md")
+    bench = _bench_module() if load_bench else None
+    if bench is not None:
+        bench.add_arguments(p)
+    p.set_defaults(func=cmd_bench, bench_module=bench)
+
     from pipeline.issues_cli import register as register_issue
 
     register_issue(sub)
@@ -222,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from pipeline.settings import ConfigError
 
-    parser = build_parser()
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    parser = build_parser(load_bench=bool(words) and words[0] == "bench")
     args = parser.parse_args(argv)
     if args.command == "config" and args.action == "check" and not args.file:
         parser.error("config check needs a FILE")
