@@ -30,7 +30,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from pipeline.kafka_clients import client_config
-from pipeline.runner import EXIT_CONFIG, HttpServer, host
+from pipeline.runner import EXIT_CONFIG, HttpServer, host, new_event_loop, run_loop
 from pipeline.settings import Settings, peer_urls
 
 log = logging.getLogger("errorstream.roles")
@@ -283,22 +283,6 @@ def run_agent(settings: Settings) -> int:
         log.info("agent stopped after %.1fs (exit %s)", time.time() - started, code)
         return code
     return 0
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop when it is installed (the ``pipeline`` extra has it), else
-    asyncio's: the roles spend a good part of each event in the loop's I/O and callbacks."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def run_loop(main: Any) -> int:
-    """``asyncio.run(main())`` on ``new_event_loop()``."""
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(main())
 
 
 def _ops_server(settings: Settings, app: Any) -> HttpServer | None:

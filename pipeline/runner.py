@@ -34,6 +34,25 @@ from aiohttp import web
 
 log = logging.getLogger("errorstream.runner")
 
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (the ``pipeline`` extra has it), else
+    asyncio's: every process spends a good part of each event in the loop's I/O and
+    callbacks (the Kafka and HTTP sockets)."""
+    try:
+        import uvloop
+    except ImportError:
+        log.info("uvloop not installed, running on asyncio's own event loop")
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_loop(main: Any) -> Any:
+    """``asyncio.run(main())`` on ``new_event_loop()``."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main())
+
+
 EXIT_CRASHED = 1
 EXIT_CONFIG = 2  # bad config or preflight: a restart would fail the same way
 EXIT_SHUTDOWN_TIMEOUT = 3

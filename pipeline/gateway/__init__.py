@@ -87,11 +87,7 @@ def run_gateway(settings) -> int:
     configure_logging(settings)
     if not parse_keys(settings.gateway_keys):
         log.warning("gateway: gateway_keys is empty: every ingest request will be refused (401)")
-    try:  # libuv's event loop: less CPU per request for the HTTP and Kafka sockets
-        import uvloop
-    except ImportError:
-        log.info("gateway: uvloop not installed, running on asyncio's own event loop")
-        asyncio.run(serve(settings))
-    else:
-        uvloop.run(serve(settings))
+    from pipeline.runner import run_loop
+
+    run_loop(lambda: serve(settings))  # uvloop when installed
     return 0

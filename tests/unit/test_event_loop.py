@@ -1,4 +1,4 @@
-"""The roles' event loop: uvloop's when it is installed, asyncio's otherwise."""
+"""Every process's event loop: uvloop's when it is installed, asyncio's otherwise."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import builtins
 
 import pytest
 
-from pipeline import roles
+from pipeline import runner
 
 
 async def loop_module() -> str:
@@ -16,8 +16,8 @@ async def loop_module() -> str:
 
 def test_run_loop_uses_uvloop_when_installed():
     pytest.importorskip("uvloop")
-    assert roles.run_loop(loop_module).startswith("uvloop")
-    loop = roles.new_event_loop()
+    assert runner.run_loop(loop_module).startswith("uvloop")
+    loop = runner.new_event_loop()
     try:
         assert type(loop).__module__.startswith("uvloop")
     finally:
@@ -33,4 +33,4 @@ def test_run_loop_falls_back_to_asyncio(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_uvloop)
-    assert roles.run_loop(loop_module).startswith("asyncio")
+    assert runner.run_loop(loop_module).startswith("asyncio")
