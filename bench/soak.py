@@ -87,7 +87,7 @@ class SoakConfig:
     gateway_share: float = 0.2  # of the rate, through the gateway
     clickhouse_down: float = 60.0  # seconds
     burst_requests: int = 1500  # rate-limit phase: requests on the second key past its burst
-    spike_at: float = 0.0  # 0 = 62% of the run
+    spike_at: float = 0.0  # earliest start; 0 = 62% of the run (aligned: see spike_start)
     spike_length: float = 40.0
     spike_rank: int = 20
     spike_factor: float = 30.0
@@ -106,8 +106,8 @@ class SoakConfig:
             rate=150.0,
             clickhouse_down=15.0,
             burst_requests=600,
-            spike_at=122.0,
-            spike_length=25.0,
+            spike_at=105.0,
+            spike_length=20.0,
             spike_baseline_windows=1,
             flood_at=100.0,
             flood_length=8.0,
@@ -138,6 +138,33 @@ class SoakConfig:
         }
 
 
+def spike_start(
+    start: float, earliest: float, length: float, duration: float, margin: float = 2.0
+) -> float:
+    """Seconds from ``start`` (epoch seconds, the plan's clock) at or after ``earliest`` where
+    a spike of ``length`` seconds lies inside one wall-clock minute, ``margin`` seconds from
+    either edge. The soak runs the spike rule with one-minute windows: a spike that straddles
+    a minute boundary splits its events across two windows, and the second window's baseline
+    (the first) already holds part of the spike, so it may rightly not fire. Raises
+    ValueError when no such start leaves the spike inside the run."""
+    if length + 2 * margin > 60:
+        raise ValueError(f"a spike of {length:g} s does not fit in one minute")
+    offset = (start + earliest) % 60
+    if offset < margin:
+        wait = margin - offset
+    elif offset <= 60 - length - margin:
+        wait = 0.0
+    else:
+        wait = 60 - offset + margin
+    at = earliest + wait
+    if at + length > duration:
+        raise ValueError(
+            f"the spike ({length:g} s from {earliest:g} s or later, inside one minute) "
+            f"does not fit in a {duration:g} s run"
+        )
+    return at
+
+
 # --- recording senders ------------------------------------------------------------------------
 @dataclass
 class Ledger:
@@ -161,8 +188,8 @@ class Ledger:
 class SoakPlan(LoadPlan):
     """A loadgen plan that remembers which bug each planned spike picked."""
 
-    def __init__(self, profile: Profile) -> None:
-        super().__init__(profile)
+    def __init__(self, profile: Profile, start: float | None = None) -> None:
+        super().__init__(profile, start)
         self.spike_picks: list[collections.Counter] = [
             collections.Counter() for _ in profile.spikes
         ]
@@ -441,7 +468,10 @@ class Soak:
         from pipeline.settings import load_settings
 
         cfg = self.cfg
-        spike_at = cfg.spike_at or 0.62 * cfg.duration
+        start = time.time()  # the plans' clock: event timestamps are start + seconds
+        spike_at = spike_start(
+            start, cfg.spike_at or 0.62 * cfg.duration, cfg.spike_length, cfg.duration
+        )
         flood_at = cfg.flood_at or 0.70 * cfg.duration
         kafka_rate = cfg.rate * (1 - cfg.gateway_share)
         kafka_plan = SoakPlan(
@@ -451,11 +481,12 @@ class Soak:
                 malformed=0.005,
                 spikes=[Spike(spike_at, cfg.spike_length, cfg.spike_factor, cfg.spike_rank)],
                 floods=[Flood(flood_at, cfg.flood_length, cfg.flood_rate)],
-            )
+            ),
+            start,
         )
         # malformed bodies through the gateway are the bad-requests phase (named statuses)
         gateway_plan = SoakPlan(
-            self.profile(GATEWAY_SEED, cfg.rate * cfg.gateway_share, malformed=0)
+            self.profile(GATEWAY_SEED, cfg.rate * cfg.gateway_share, malformed=0), start
         )
         self.plans = {"kafka": kafka_plan, "gateway": gateway_plan}
         settings = load_settings(env={k: v for k, v in self.env.items()})
@@ -880,9 +911,10 @@ class Soak:
             fired_once=sum(fired_once("new_issue", b) for b in new_bugs),
         )
         spike_results = []
-        for picks in kafka_plan.spike_picks:
+        for spike, picks in zip(kafka_plan.profile.spikes, kafka_plan.spike_picks, strict=True):
+            at = {"at_s": round(spike.at, 1), "length_s": spike.length}
             if not picks:
-                spike_results.append({"bug": None, "fired": 0})
+                spike_results.append({"bug": None, "fired": 0, **at})
                 continue
             bug = (KAFKA_SEED, picks.most_common(1)[0][0])
             fps = fp_of_bug.get(bug, set())
@@ -892,7 +924,7 @@ class Soak:
                 for a in alerts
                 if a["kind"] == "incident" and fp in a.get("fingerprints", [])
             }
-            spike_results.append({"bug": bug[1], "fingerprint": fp, "fired": len(spike_ids)})
+            spike_results.append({"bug": bug[1], "fingerprint": fp, "fired": len(spike_ids), **at})
         check(
             "spike_alert_once",
             bool(spike_results) and all(s["fired"] == 1 for s in spike_results),
