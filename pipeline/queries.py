@@ -30,6 +30,7 @@ import io
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -138,6 +139,10 @@ class Tier:
     dims: tuple[str, ...]
     final: bool = True
     users: str = "uniqMergeState(users)"
+    # issue detail's first and last minute with a record, per row (the time column itself
+    # for a minute table; a rollup's own min / max columns)
+    first: str = ""
+    last: str = ""
 
 
 MINUTES = Tier(60, "event_minutes", "minute", "sum(events)", DIMENSIONS)
@@ -236,6 +241,8 @@ def _union(
                 count=tier.count,
                 final="FINAL" if tier.final else "",
                 users_state=tier.users,
+                first=tier.first or tier.column,
+                last=tier.last or tier.column,
                 where=_span_where(tier, i, filters),
             )
         )
@@ -371,6 +378,43 @@ def _issue(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def month_start(ts: int) -> int:
+    """The first second (UTC) of the calendar month of ``ts``."""
+    day = datetime.fromtimestamp(ts, UTC)
+    return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp())
+
+
+def next_month(ts: int) -> int:
+    """The first second (UTC) of the calendar month after the one of ``ts``."""
+    day = datetime.fromtimestamp(ts, UTC)
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp())
+
+
+def month_spans(
+    lo: int, hi: int, records: tuple[int, int]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """[lo, hi) for issues whose records in it all lie in [records): the whole calendar
+    months inside [lo, hi) that hold some of those records, and the pieces of the records'
+    range left for the finer spans (the range is cut to the records first: outside them
+    within [lo, hi) there is nothing to read)."""
+    first, end = max(lo, records[0]), min(hi, records[1])
+    if first >= end:
+        return [], []
+    months = []
+    start = month_start(first)
+    while start < end:
+        stop = next_month(start)
+        if start >= lo and stop <= hi:
+            months.append((start, stop))
+        start = stop
+    if not months:
+        return [], [(first, end)]
+    rest = [(first, months[0][0])] if first < months[0][0] else []
+    rest += [(months[-1][1], end)] if months[-1][1] < end else []
+    return months, rest
+
+
 def users_by_fingerprint(
     backend: Backend,
     fingerprints: list[str],
@@ -382,15 +426,27 @@ def users_by_fingerprint(
     """Distinct users of each of ``fingerprints`` over [since, until) (uniq states merged
     across the spans, so a user seen in two spans counts once). ``records``: the minutes
     [lo, hi) outside which these issues have no record (issue detail knows them from its
-    split); a span wholly outside is not read, as it holds none of their users."""
+    split); the range is then cut to them and whole calendar months inside are read from
+    the month states."""
     if not fingerprints:
         return {}
     filters.pop("fingerprint", None)
     params: dict[str, Any] = {**where(filters)[1], "fingerprints": list(fingerprints)}
-    parts = [
-        (DAY_USERS if tier is DAYS and hi - lo >= DAY_USERS_MIN_SPAN else tier, lo, hi)
-        for tier, lo, hi in spans(*minute_range(since, until), usable_tiers(filters))
-        if records is None or (lo < records[1] and hi > records[0])
+    tiers = usable_tiers(filters)
+    lo, hi = minute_range(since, until)
+    months: list[tuple[int, int]] = []
+    pieces = [(lo, hi)]
+    if records is not None and DAYS in tiers:
+        months, pieces = month_spans(lo, hi, records)
+    elif records is not None:  # a filter the month states cannot answer: the cut alone
+        first, end = max(lo, records[0]), min(hi, records[1])
+        pieces = [(first, end)] if first < end else []
+    # the months are contiguous: one span of them
+    parts = [(MONTH_USERS, months[0][0], months[-1][1])] if months else []
+    parts += [
+        (DAY_USERS if tier is DAYS and z - a >= DAY_USERS_MIN_SPAN else tier, a, z)
+        for piece in pieces
+        for tier, a, z in spans(*piece, tiers)
     ]
     if not parts:
         return {}
@@ -475,11 +531,27 @@ def top_issues(
 
 
 # -- issue detail -----------------------------------------------------------------------
-# One pass over the issue's minute keys gives the count per (release, environment, level)
-# and the first and last minute; the breakdowns and the total are sums of those (counts add
-# up across keys). The keys are read from issue_minutes (migration 0009: event_minutes'
-# keys and counts, partitioned by month), the legacy counts from their own table.
+# One pass over the issue's keys gives the count per (release, environment, level) and the
+# first and last minute; the breakdowns and the total are sums of those (counts add up
+# across keys). Whole days of the range are read from issue_days (migration 0010: a row per
+# day and key, its minutes' counts in a map), the minutes left at either end from
+# issue_minutes (migration 0009: event_minutes' keys and counts, partitioned by month), the
+# legacy counts from their own table. The users are merged month states (issue_month_users)
+# for the calendar months the issue's records fall in, day / hour / minute states for the
+# rest; the latest body is one row of issue_latest.
 ISSUE_MINUTES = Tier(60, "issue_minutes", "minute", "sum(events)", DIMENSIONS)
+# issue_days holds the legacy counts of its days too: a span of it is the whole count.
+ISSUE_DAYS = Tier(
+    86400,
+    "issue_days",
+    "day",
+    ROLLUP_COUNT + " + uniqExactMerge(legacy_events)",
+    DIMENSIONS,
+    first="first_minute",
+    last="last_minute",
+)
+ISSUE_TIERS = (ISSUE_DAYS, ISSUE_MINUTES)
+MONTH_USERS = Tier(0, "issue_month_users", "month", "", ("fingerprint", "service"), final=False)
 DETAIL_SPLIT_SQL = """
 SELECT release, environment, level, sum(n) AS n_events,
        min(first_minute) AS first_minute, max(last_minute) AS last_minute
@@ -490,26 +562,25 @@ GROUP BY release, environment, level
 """
 DETAIL_SPLIT_SPAN = """
     SELECT release, environment, level, __COUNT__ AS n,
-           toUnixTimestamp(min(__COL__)) AS first_minute,
-           toUnixTimestamp(max(__COL__)) AS last_minute
+           toUnixTimestamp(min(__FIRST__)) AS first_minute,
+           toUnixTimestamp(max(__LAST__)) AS last_minute
     FROM {db}.__TABLE__ __FINAL__
     WHERE __WHERE__
     GROUP BY release, environment, level"""
-# The latest stored body: first among the bodies of the day partition of the issue's
-# last_seen, then (bodies shed since) from a day before last_seen, then over all of the issue.
-# Each try has no upper bound, so whatever it finds is the latest over all: the tries only
-# prune partitions (one partition reads one granule of payload: 13-15 ms against 16-19 ms
-# for two on the benchmark's tables; docs/storage.md, "Issue detail").
+# The latest stored body: the argMax state of issue_latest (migration 0010), merged over
+# the issue's rows (one after merges): the greatest (timestamp, event_id) among the stored
+# bodies (last_at is its timestamp), the body that ``ORDER BY timestamp DESC, event_id DESC LIMIT 1`` over events gives.
 LATEST_EVENT_SQL = """
-SELECT event_id, toUnixTimestamp64Milli(timestamp) / 1000 AS timestamp, level, release,
-       environment, message, exception_type, payload
-FROM {db}.events
-WHERE fingerprint = {fingerprint:String}
-  AND timestamp >= fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC')
-ORDER BY timestamp DESC, event_id DESC
-LIMIT 1
+SELECT latest.1 AS event_id, toUnixTimestamp64Milli(last_at) / 1000 AS timestamp,
+       latest.2 AS level, latest.3 AS release, latest.4 AS environment, latest.5 AS message,
+       latest.6 AS exception_type, latest.7 AS payload
+FROM (
+    SELECT argMaxMerge(latest) AS latest, max(last_at) AS last_at
+    FROM {db}.issue_latest
+    WHERE fingerprint = {fingerprint:String}
+    GROUP BY fingerprint
+)
 """
-LATEST_LOOKBACK = 86400
 
 
 def stack_trace(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -535,18 +606,49 @@ def stack_trace(event: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# Issue detail's parts in one statement (each statement costs the engine a few ms of its
+# own): each branch gives its rows as (part, JSON text of the row).
+DETAIL_PART = "SELECT '__PART__' AS part, formatRow('JSONEachRow', *) AS body FROM (__QUERY__)"
+# Over all time the users are every month state of the issue: no records needed first.
+ALL_USERS_SQL = """
+SELECT uniqMerge(users) AS n_users
+FROM {db}.issue_month_users
+WHERE fingerprint = {fingerprint:String}
+"""
+# An unbounded range ends here (a day and month boundary before DateTime's end).
+ALL_TIME_END = 4102444800  # 2100-01-01
+
+
 def issue_detail(
     backend: Backend, fingerprint: str, since: float = 0.0, until: float | None = None
 ) -> dict[str, Any] | None:
     """First/last seen, totals, users, release and environment breakdowns, and the latest
-    stored event with its stack trace. None when the issue is unknown."""
-    until = time.time() + 86400 if until is None else until
+    stored event with its stack trace, over [since, until) (until None: no end). None when
+    the issue is unknown."""
+    unbounded = until is None
+    until = ALL_TIME_END if until is None else until
     params: dict[str, Any] = {"fingerprint": fingerprint, **_range_params(since, until)}
     lo, hi = minute_range(since, until)
-    parts = [(ISSUE_MINUTES, lo, hi), (LEGACY, lo, hi)] if lo < hi else []
-    union = _union(DETAIL_SPLIT_SPAN, backend, parts, {"fingerprint": fingerprint}, params)
-    combos = backend.query(_sql(DETAIL_SPLIT_SQL, backend, spans=union) + FINAL_SETTINGS, params)
-    state = issues_by_fingerprint(backend, [fingerprint]).get(fingerprint)
+    parts = spans(lo, hi, ISSUE_TIERS)
+    parts += [(LEGACY, a, z) for tier, a, z in parts if tier is not ISSUE_DAYS]
+    branches = [
+        ("state", ISSUES_SQL.replace("IN {fingerprints:Array(String)}", "= {fingerprint:String}"))
+    ]
+    branches.append(("latest", LATEST_EVENT_SQL))
+    if parts:
+        union = _union(DETAIL_SPLIT_SPAN, backend, parts, {"fingerprint": fingerprint}, params)
+        branches.append(("split", _sql(DETAIL_SPLIT_SQL, backend, spans=union)))
+    all_users = unbounded and since <= 0
+    if all_users:
+        branches.append(("users", ALL_USERS_SQL))
+    sql = "\nUNION ALL\n".join(
+        _sql(DETAIL_PART, backend, part=name, query=_sql(text, backend)) for name, text in branches
+    )
+    found: dict[str, list[dict[str, Any]]] = {"state": [], "latest": [], "split": [], "users": []}
+    for r in backend.query(sql + FINAL_SETTINGS, params):
+        found[r["part"]].append(orjson.loads(r["body"]))
+    combos = found["split"]
+    state = _issue(found["state"][0]) if found["state"] else None
     events = sum(int(r["n_events"]) for r in combos)
     if not events and state is None:
         return None
@@ -562,27 +664,19 @@ def issue_detail(
     if combos:
         first_minute = min(int(r["first_minute"]) for r in combos)
         last_minute = max(int(r["last_minute"]) for r in combos)
-        records = (first_minute, last_minute + 60)
-        by_fp = users_by_fingerprint(backend, [fingerprint], since, until, records)
-        users = by_fp.get(fingerprint, 0)
+        if all_users:
+            users = int(found["users"][0]["n_users"]) if found["users"] else 0
+        else:
+            records = (first_minute, last_minute + 60)
+            by_fp = users_by_fingerprint(backend, [fingerprint], since, until, records)
+            users = by_fp.get(fingerprint, 0)
     if state is None:
         first_seen, last_seen = first_minute, last_minute
     else:
         first_seen, last_seen = state["first_seen"], state["last_seen"]
-    tries = [0]
-    if state is not None and state["last_seen"]:
-        seen = state["last_seen"]
-        tries = [round(seen // 86400 * 86400 * 1000), round((seen - LATEST_LOOKBACK) * 1000), 0]
-    latest = []
-    for after in tries:
-        latest = backend.query(
-            _sql(LATEST_EVENT_SQL, backend), {"fingerprint": fingerprint, "after_ms": after}
-        )
-        if latest:
-            break
     sample = None
-    if latest:
-        row = latest[0]
+    if found["latest"]:
+        row = found["latest"][0]
         body = orjson.loads(row.pop("payload"))
         body.pop("_meta", None)
         row["timestamp"] = float(row["timestamp"])

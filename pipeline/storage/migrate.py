@@ -6,7 +6,8 @@ line end. ``{database}`` and ``{retention_days}`` are filled from validated sett
 running ``migrate`` twice is a no-op.
 
 ``retention_days`` is read at every run: when it differs from the events table's TTL, the TTL
-is changed with ``ALTER TABLE ... MODIFY TTL`` (and only then, so a second run does nothing).
+is changed with ``ALTER TABLE ... MODIFY TTL`` (and only then, so a second run does nothing),
+on the events table and on issue_latest, which holds one of its bodies per issue.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def current_retention(backend: Backend) -> int | None:
 
 
 def apply_retention(backend: Backend, retention_days: int) -> bool:
-    """Make the events TTL ``retention_days``; returns whether it had to change."""
+    """Make the events TTL ``retention_days`` (and issue_latest's, whose bodies are the
+    events table's: migration 0010); returns whether it had to change."""
     days = int(retention_days)
     if current_retention(backend) == days:
         return False
@@ -111,4 +113,12 @@ def apply_retention(backend: Backend, retention_days: int) -> bool:
         f"ALTER TABLE {backend.database}.events "
         f"MODIFY TTL toDateTime(timestamp) + INTERVAL {days} DAY"
     )
+    if backend.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} AND name = 'issue_latest'",
+        {"db": backend.database},
+    ):
+        backend.command(
+            f"ALTER TABLE {backend.database}.issue_latest "
+            f"MODIFY TTL toDateTime(last_at) + INTERVAL {days} DAY"
+        )
     return True

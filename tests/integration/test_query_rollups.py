@@ -117,6 +117,8 @@ COUNT_TABLES = (
     "event_days",
     "event_day_users",
     "issue_minutes",
+    "issue_days",
+    "issue_month_users",
 )
 ISSUE_COLUMNS = [
     "fingerprint",
@@ -183,16 +185,20 @@ def answers(backend) -> dict:
                 )
         for fp in FINGERPRINTS:
             out["detail", r, fp] = queries.issue_detail(backend, fp, since, until)
+    for fp in FINGERPRINTS:  # no range: the users are every month state of the issue
+        out["detail_all", fp] = queries.issue_detail(backend, fp)
     return out
 
 
 def minutes_only(backend, monkeypatch) -> dict:
     """Every answer read from event_minutes alone: no rollups, issue detail's split from
-    event_minutes instead of issue_minutes, its users from every span of the range."""
+    event_minutes instead of issue_days / issue_minutes, its users from every span of the
+    range instead of month states (over all time they are read from the month states
+    still: ``check_against_generated`` checks those against the generated users)."""
     users = queries.users_by_fingerprint
     with monkeypatch.context() as m:
         m.setattr(queries, "TIERS", (queries.MINUTES,))
-        m.setattr(queries, "ISSUE_MINUTES", queries.MINUTES)
+        m.setattr(queries, "ISSUE_TIERS", (queries.MINUTES,))
         m.setattr(
             queries,
             "users_by_fingerprint",
@@ -318,6 +324,13 @@ def check_against_generated(got: dict, events: list[dict]) -> None:
             if fp == "fp5":  # no issue state: first and last seen are the minutes'
                 minutes = [e["key"][0] for e in mine]
                 assert (detail["first_seen"], detail["last_seen"]) == (min(minutes), max(minutes))
+    everything = expected_users(events, START - DAY, END + DAY)
+    for fp in FINGERPRINTS:
+        detail, mine = got["detail_all", fp], [e for e in events if e["fp"] == fp]
+        assert (detail["events"], detail["users"]) == (len(mine), everything.get(fp, 0))
+        for name, i in (("levels", 3), ("releases", 4), ("environments", 5)):
+            split = collections.Counter(e["key"][i] for e in mine)
+            assert {v["value"]: v["events"] for v in detail[name]} == dict(split)
 
 
 def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
@@ -368,59 +381,103 @@ def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
         b.close()
 
 
-def test_latest_event_is_the_latest_stored_body_whatever_the_lookback(backend):
-    """The latest body is looked for in the day of the issue's last_seen, then from a day
-    before it, then everywhere: each try finds the same body, the latest of all."""
+def body_row(fp: str, event_id: str, ts: float, n: int) -> tuple:
+    return (
+        event_id,
+        ts,
+        ts,
+        "api",
+        "prod",
+        "app@1.0",
+        "error",
+        fp,
+        fp,
+        f'{{"tags":{{"n":"{n}"}}}}',
+        0,
+    )
+
+
+def plain_latest(b, fp: str) -> str:
+    rows = b.query(
+        f"SELECT event_id FROM {b.database}.events WHERE fingerprint = {{fp:String}} "
+        "ORDER BY timestamp DESC, event_id DESC LIMIT 1",
+        {"fp": fp},
+    )
+    return rows[0]["event_id"]
+
+
+def test_latest_event_is_the_latest_stored_body(backend, monkeypatch):
+    """issue_latest (migration 0010) gives the body ``ORDER BY timestamp DESC, event_id DESC
+    LIMIT 1`` over events gives: bodies stored before the migration (its backfill) and after,
+    out of order, a tie on the timestamp, replays, merges; whatever the issue's last_seen
+    says; and a shed body (no events row) is never it."""
     b = ChdbBackend(backend.path, "latest")  # one embedded engine per process: its folder
+    every = migrate_module.load_migrations()
     try:
-        migrate(b, 90)
+        with monkeypatch.context() as m:
+            m.setattr(
+                migrate_module, "load_migrations", lambda: [x for x in every if x.version < 10]
+            )
+            migrate(b, 90)
         fp = "fp-latest"
-        times = [D0 + 3600.25, D0 + DAY + 7200.5, D0 + DAY + 7300.75]
-        b.insert(
-            "events",
-            EVENT_COLUMNS,
-            [
-                (
-                    f"e{i}",
-                    ts,
-                    ts,
-                    "api",
-                    "prod",
-                    "app@1.0",
-                    "error",
-                    fp,
-                    fp,
-                    f'{{"tags":{{"n":"{i}"}}}}',
-                    0,
-                )
-                for i, ts in enumerate(times)
-            ],
+        b.insert("events", EVENT_COLUMNS, [body_row(fp, "e0", D0 + 3600.25, 0)])
+        assert [x.name for x in migrate(b, 90)] == ["issue_detail_rollups"]
+        backfilled = b.query(
+            f"SELECT argMaxMerge(latest).1 AS id FROM {b.database}.issue_latest "
+            "WHERE fingerprint = {fp:String}",
+            {"fp": fp},
         )
+        assert backfilled == [{"id": "e0"}]
+        later = [
+            body_row(fp, "e2", D0 + DAY + 7300.75, 2),
+            body_row(fp, "e1", D0 + DAY + 7200.5, 1),
+        ]
+        b.insert("events", EVENT_COLUMNS, later)
         b.insert(
             "event_minutes_input",
             MINUTE_COLUMNS,
             [
                 (int(ts // 60 * 60), "api", fp, "error", "app@1.0", "prod", 1, f"e{i}", 0, 0)
-                for i, ts in enumerate(times)
+                for i, ts in enumerate([D0 + 3600.25, D0 + DAY + 7200.5, D0 + DAY + 7300.75])
             ],
         )
-        last_seens = (
-            D0 + DAY + 7300.75,  # found in the day of last_seen
-            D0 + 2 * DAY + 600,  # that day holds no body: found from a day before
-            D0 + 5 * DAY,  # nothing within a day: found over all of the issue
-            D0 + DAY + 60,  # a state older than the latest body: no upper bound
-        )
-        for version, last_seen in enumerate(last_seens, start=1):
+        for version, last_seen in enumerate((D0 + DAY + 7300.75, D0 + 5 * DAY, D0 + 60), 1):
             state = [fp, "api", "t", "x", "bug", "ongoing", D0, last_seen, 3, 0, [], version]
             b.insert("issues", ISSUE_COLUMNS, [state])
             detail = queries.issue_detail(b, fp)
-            assert detail["issue"]["last_seen"] == last_seen
-            assert detail["events"] == 3
+            assert (detail["issue"]["last_seen"], detail["events"]) == (last_seen, 3)
             latest = detail["latest_event"]
             assert (latest["event_id"], latest["timestamp"], latest["tags"]) == (
                 "e2",
-                times[2],
+                D0 + DAY + 7300.75,
                 {"n": "2"},
             )
+        # a tie on the timestamp goes to the greater event_id, as the plain statement has it
+        b.insert("events", EVENT_COLUMNS, [body_row(fp, "e3", D0 + DAY + 7300.75, 3)])
+        assert (
+            queries.issue_detail(b, fp)["latest_event"]["event_id"] == "e3" == plain_latest(b, fp)
+        )
+        # replays of older bodies and merges change nothing
+        b.insert("events", EVENT_COLUMNS, later + [body_row(fp, "e0", D0 + 3600.25, 0)])
+        b.command(f"OPTIMIZE TABLE {b.database}.issue_latest FINAL")
+        assert (
+            queries.issue_detail(b, fp)["latest_event"]["event_id"] == "e3" == plain_latest(b, fp)
+        )
+        # a newer record whose body was shed (counted, not stored) is not the latest body
+        b.insert(
+            "event_minutes_input",
+            MINUTE_COLUMNS,
+            [(D0 + 2 * DAY, "api", fp, "error", "app@1.0", "prod", 1, "e4", 0, 0)],
+        )
+        detail = queries.issue_detail(b, fp)
+        assert (detail["events"], detail["latest_event"]["event_id"]) == (4, "e3")
+        # an issue with records and no stored body at all has no latest event
+        b.insert(
+            "event_minutes_input",
+            MINUTE_COLUMNS,
+            [(D0, "api", "fp-shed", "error", "app@1.0", "prod", 1, "e5", 0, 0)],
+        )
+        detail = queries.issue_detail(b, "fp-shed")
+        assert (detail["events"], detail["latest_event"]) == (1, None)
     finally:
         b.close()

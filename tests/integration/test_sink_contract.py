@@ -363,6 +363,12 @@ def test_migrations_run_twice_are_a_no_op(tmp_path):
 
         assert current_retention(backend) == 30
         assert apply_retention(backend, 30) is False
+        # issue_latest holds a body per issue: it follows the events table's retention
+        ttl = backend.query(
+            "SELECT engine_full FROM system.tables "
+            "WHERE database = 'errorstream' AND name = 'issue_latest'"
+        )
+        assert "toIntervalDay(30)" in ttl[0]["engine_full"]
     finally:
         backend.close()
 

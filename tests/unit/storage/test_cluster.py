@@ -100,6 +100,9 @@ def test_every_migration_has_a_cluster_variant_with_sharding_by_issue():
         "event_days",
         "event_day_users",
         "issue_minutes",
+        "issue_days",
+        "issue_month_users",
+        "issue_latest",
     ):
         assert keys[table] == "cityHash64(fingerprint))", table
 
@@ -112,10 +115,15 @@ def test_rollup_views_read_and_write_each_shards_local_tables():
         "event_days",
         "event_day_users",
         "issue_minutes",
+        "issue_days",
+        "issue_month_users",
     ):
         (view,) = [v for v in views if f".{name}_mv ON CLUSTER" in v]
         assert f"TO errorstream.{name}_local" in view
         assert "FROM errorstream.event_minutes_input_local" in view
+    (view,) = [v for v in views if ".issue_latest_mv ON CLUSTER" in v]
+    assert "TO errorstream.issue_latest_local" in view
+    assert "FROM errorstream.events_local" in view
 
 
 def test_clickhouse_parses_every_cluster_statement():
