@@ -97,6 +97,9 @@ TABLES = (
     "event_days",
     "event_day_users",
     "issue_minutes",
+    "issue_days",
+    "issue_month_users",
+    "issue_latest",
 )
 
 

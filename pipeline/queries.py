@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -207,13 +208,20 @@ def minute_range(since: float, until: float) -> tuple[int, int]:
     return minute_floor(since), -(-int(-(-until // 1)) // 60) * 60
 
 
-def _span_where(tier: Tier, i: int, filters: Mapping[str, str]) -> str:
-    clauses = [
-        f"{tier.column} >= toDateTime({{lo{i}:Int64}}, 'UTC')",
-        f"{tier.column} < toDateTime({{hi{i}:Int64}}, 'UTC')",
-    ]
+# An unbounded range ends here (a day and month boundary before DateTime's end): a span
+# from 0 or to it has no bound on that side, and its condition is left out (a condition
+# that every row meets still costs the engine a filter step: ~1.7 ms of an issue's split).
+ALL_TIME_END = 4102444800  # 2100-01-01
+
+
+def _span_where(tier: Tier, i: int, filters: Mapping[str, str], lo: int, hi: int) -> str:
+    clauses = []
+    if lo > 0:
+        clauses.append(f"{tier.column} >= toDateTime({{lo{i}:Int64}}, 'UTC')")
+    if hi < ALL_TIME_END:
+        clauses.append(f"{tier.column} < toDateTime({{hi{i}:Int64}}, 'UTC')")
     clauses += [f"{name} = {{{name}:String}}" for name in DIMENSIONS if filters.get(name)]
-    return " AND ".join(clauses)
+    return " AND ".join(clauses) or "1"
 
 
 def _union(
@@ -243,7 +251,7 @@ def _union(
                 users_state=tier.users,
                 first=tier.first or tier.column,
                 last=tier.last or tier.column,
-                where=_span_where(tier, i, filters),
+                where=_span_where(tier, i, filters, lo, hi),
             )
         )
     return "\n    UNION ALL\n".join(selects)
@@ -561,7 +569,7 @@ FROM (
 GROUP BY release, environment, level
 """
 DETAIL_SPLIT_SPAN = """
-    SELECT release, environment, level, __COUNT__ AS n,
+    SELECT release, environment, level, __COUNT__ AS __N__,
            toUnixTimestamp(min(__FIRST__)) AS first_minute,
            toUnixTimestamp(max(__LAST__)) AS last_minute
     FROM {db}.__TABLE__ __FINAL__
@@ -607,16 +615,27 @@ def stack_trace(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # Issue detail's parts in one statement (each statement costs the engine a few ms of its
-# own): each branch gives its rows as (part, JSON text of the row).
-DETAIL_PART = "SELECT '__PART__' AS part, formatRow('JSONEachRow', *) AS body FROM (__QUERY__)"
+# own): each branch gives its rows as (part, JSON text of the row). The branch's own select
+# list goes into formatRow: wrapped as a subquery instead (``formatRow(..., *) FROM (...)``)
+# the same branches took 0.4-0.8 ms more each.
+_TOP_FROM = re.compile(r"\n\s*FROM ")
+
+
+def _detail_branch(name: str, sql: str) -> str:
+    """``SELECT <list> FROM ...`` as ``SELECT '<name>' AS part, formatRow('JSONEachRow',
+    <list>) AS body FROM ...`` (the first FROM of these statements is their own)."""
+    head, rest = _TOP_FROM.split(sql.strip(), maxsplit=1)
+    if not head.startswith("SELECT "):
+        raise ValueError(f"an issue detail branch must be a SELECT: {head[:40]!r}")
+    return f"SELECT '{name}' AS part, formatRow('JSONEachRow', {head[7:]}) AS body\nFROM {rest}"
+
+
 # Over all time the users are every month state of the issue: no records needed first.
 ALL_USERS_SQL = """
 SELECT uniqMerge(users) AS n_users
 FROM {db}.issue_month_users
 WHERE fingerprint = {fingerprint:String}
 """
-# An unbounded range ends here (a day and month boundary before DateTime's end).
-ALL_TIME_END = 4102444800  # 2100-01-01
 
 
 def issue_detail(
@@ -635,15 +654,20 @@ def issue_detail(
         ("state", ISSUES_SQL.replace("IN {fingerprints:Array(String)}", "= {fingerprint:String}"))
     ]
     branches.append(("latest", LATEST_EVENT_SQL))
-    if parts:
-        union = _union(DETAIL_SPLIT_SPAN, backend, parts, {"fingerprint": fingerprint}, params)
+    if len(parts) == 1:  # one span (the whole life: days only) needs no second grouping
+        split = _union(
+            DETAIL_SPLIT_SPAN, backend, parts, {"fingerprint": fingerprint}, params, n="n_events"
+        )
+        branches.append(("split", split))
+    elif parts:
+        union = _union(
+            DETAIL_SPLIT_SPAN, backend, parts, {"fingerprint": fingerprint}, params, n="n"
+        )
         branches.append(("split", _sql(DETAIL_SPLIT_SQL, backend, spans=union)))
     all_users = unbounded and since <= 0
     if all_users:
         branches.append(("users", ALL_USERS_SQL))
-    sql = "\nUNION ALL\n".join(
-        _sql(DETAIL_PART, backend, part=name, query=_sql(text, backend)) for name, text in branches
-    )
+    sql = "\nUNION ALL\n".join(_detail_branch(name, _sql(text, backend)) for name, text in branches)
     found: dict[str, list[dict[str, Any]]] = {"state": [], "latest": [], "split": [], "users": []}
     for r in backend.query(sql + FINAL_SETTINGS, params):
         found[r["part"]].append(orjson.loads(r["body"]))
