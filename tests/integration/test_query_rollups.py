@@ -7,7 +7,7 @@ merges). Every timeline, top-issues and issue-detail answer read through the hou
 rollups (``event_hours``, ``event_days``) and the legacy table, and every issue detail read
 through ``issue_minutes``, must equal the same query read from ``event_minutes`` alone, and
 the counts must equal the ones computed here independently. A second database gets part of
-its data before migrations 0006, 0007 and 0009 (the backfill paths).
+its data before migrations 0006, 0007, 0009 and 0010 (the backfill paths).
 """
 
 from __future__ import annotations
@@ -348,13 +348,18 @@ def test_answers_survive_merges_and_more_replays(backend, data, monkeypatch):
 def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
     """Data inserted before migration 0006 (so only in event_minutes) is backfilled into the
     rollups and the legacy table, data inserted before 0007 into the users table, data
-    inserted before 0009 into issue_minutes; later rows, including replays of the earlier
-    ones, are counted once."""
+    inserted before 0009 into issue_minutes, data inserted before 0010 into issue_days and
+    issue_month_users; later rows, including replays of the earlier ones, are counted once."""
     batches, bodies, events = data
     b = ChdbBackend(backend.path, "backfill")
     every = migrate_module.load_migrations()
     try:
-        for below, batch in ((6, batches[:3]), (7, batches[3:5]), (9, batches[5:6])):
+        for below, batch in (
+            (6, batches[:3]),
+            (7, batches[3:5]),
+            (9, batches[5:6]),
+            (10, batches[6:7]),
+        ):
             with monkeypatch.context() as m:
                 m.setattr(
                     migrate_module,
@@ -364,11 +369,11 @@ def test_backfill_of_existing_minutes_is_exact(backend, data, monkeypatch):
                 migrate(b, 90)
             for rows in batch:
                 b.insert("event_minutes_input", MINUTE_COLUMNS, rows)
-        applied = [x.name for x in migrate(b, 90)]  # 0009 and every later migration
-        assert applied == [x.name for x in every if x.version >= 9]
-        assert applied[0] == "issue_minutes"
+        applied = [x.name for x in migrate(b, 90)]  # 0010 and every later migration
+        assert applied == [x.name for x in every if x.version >= 10]
+        assert applied[0] == "issue_detail_rollups"
         assert migrate(b, 90) == []  # a second run does nothing
-        load(b, batches[5:] + [batches[1], batches[3]], bodies, optimize_between=False)
+        load(b, batches[5:] + [batches[1], batches[3], batches[6]], bodies, optimize_between=False)
         got = answers(b)
         assert got == answers(backend)
         assert got == minutes_only(b, monkeypatch)
