@@ -53,8 +53,9 @@ LEVELS = (("error", 0.85), ("fatal", 0.05), ("warning", 0.10))
 
 @dataclass(frozen=True)
 class Spike:
-    """Bug of popularity rank ``rank`` gets ``factor`` times its share from ``at`` for
-    ``length`` seconds (seconds from the start of the run)."""
+    """The bug of popularity rank ``rank`` when the spike starts gets ``factor`` times its
+    share from ``at`` for ``length`` seconds (seconds from the start of the run). It stays the
+    same bug to the end, though new bugs that appear meanwhile move it down the ranks."""
 
     at: float
     length: float
@@ -161,6 +162,8 @@ class LoadPlan:
         self._weights_for = len(self.bugs)
         self._cumulative = self._zipf_cumulative(len(self.bugs))
         self.flood_bugs = [self._new_bug(f.at) for f in p.floods]
+        self.spike_bugs: list[Bug | None] = [None] * len(p.spikes)  # chosen at each's start
+        self._spiking: list[tuple[float, Bug]] = []  # (probability, bug) in the current slice
         self.next_new_bug = p.new_bug_every or float("inf")
         self.recent: list[dict[str, Any]] = []  # events a duplicate may repeat
         self.seq = 0
@@ -203,14 +206,29 @@ class LoadPlan:
             out.append(total)
         return out
 
-    def _pick(self, elapsed: float) -> Bug:
-        for spike in self.profile.spikes:
-            if spike.at <= elapsed < spike.at + spike.length and spike.rank < len(self.bugs):
-                # the spiking bug's extra share: (factor - 1) of its normal share
-                share = (1.0 / (spike.rank + 1) ** self.profile.zipf) / self._cumulative[-1]
-                extra = share * (spike.factor - 1)
-                if self.rng.random() < extra / (1 + extra):
-                    return self.bugs[spike.rank]
+    def _spikes_at(self, elapsed: float) -> list[tuple[float, Bug]]:
+        """The spikes on at ``elapsed``: each one's bug (fixed at its first slice) and the
+        probability that an event is its extra share, (factor - 1) × its share at its current
+        rank."""
+        out = []
+        for i, spike in enumerate(self.profile.spikes):
+            if not spike.at <= elapsed < spike.at + spike.length:
+                continue
+            if self.spike_bugs[i] is None and spike.rank < len(self.bugs):
+                self.spike_bugs[i] = self.bugs[spike.rank]
+            bug = self.spike_bugs[i]
+            if bug is None:
+                continue
+            rank = self.bugs.index(bug)
+            share = (1.0 / (rank + 1) ** self.profile.zipf) / self._cumulative[-1]
+            extra = share * (spike.factor - 1)
+            out.append((extra / (1 + extra), bug))
+        return out
+
+    def _pick(self) -> Bug:
+        for probability, bug in self._spiking:
+            if self.rng.random() < probability:
+                return bug
         x = self.rng.random() * self._cumulative[-1]
         return self.bugs[bisect.bisect_left(self._cumulative, x)]
 
@@ -282,6 +300,7 @@ class LoadPlan:
             self.bugs.insert(min(len(self.bugs), 5), bug)
             self._cumulative = self._zipf_cumulative(len(self.bugs))
             self.next_new_bug += p.new_bug_every
+        self._spiking = self._spikes_at(t0)
         due = p.rate * (t1 - t0) + self._carry
         n = int(due)
         self._carry = due - n
@@ -294,11 +313,11 @@ class LoadPlan:
                 again = self.recent[self.rng.randrange(len(self.recent))]
                 out.append(Item("duplicate", None, again))
             elif r < p.malformed_fraction + p.duplicate_fraction + p.late_fraction:
-                bug = self._pick(t0)
+                bug = self._pick()
                 late = self.rng.uniform(*p.late_seconds)
                 out.append(Item("late", bug, self.event(bug, now - late)))
             else:
-                bug = self._pick(t0)
+                bug = self._pick()
                 event = self.event(bug, now)
                 out.append(Item("event", bug, event))
                 if len(self.recent) < 1000:
@@ -327,7 +346,10 @@ class LoadPlan:
                 for b in sorted(self.bugs, key=lambda b: b.appeared_at)
                 if b.appeared_at > 0
             ],
-            "spikes": [vars(s) for s in p.spikes],
+            "spikes": [
+                vars(s) | {"bug": b.id if b else None}
+                for s, b in zip(p.spikes, self.spike_bugs, strict=True)
+            ],
             "floods": [
                 {**vars(f), "bug": b.id, "service": b.service}
                 for f, b in zip(p.floods, self.flood_bugs, strict=True)
@@ -447,7 +469,9 @@ class SdkSender:
                 rate_limit_per_second=1e9,
                 rate_limit_burst=10**9,
                 dedupe=False,
-                sample_rates={level: 1.0 for level in ("debug", "info", "warning", "error", "fatal")},
+                sample_rates={
+                    level: 1.0 for level in ("debug", "info", "warning", "error", "fatal")
+                },
                 install_hooks=False,
                 queue_size=100_000,
             )

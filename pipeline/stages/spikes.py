@@ -63,7 +63,10 @@ def check_spike(
     count = ring_sum(ring, first, last)
     if count < min_count:  # cheap exit: the common case costs one sum
         return SpikeCheck(False, first, count, Baseline(0.0, 0.0, 0))
-    if first_seen_minute > first - window * history:  # no full history: never a spike
+    # no full history, never a spike: the key must be older than the baseline's first minute
+    # (first seen during it, that minute holds only part of the key's rate and the baseline
+    # reads low: a new issue's first full minute would be a "spike" of its partial first one)
+    if first_seen_minute >= first - window * history:
         return SpikeCheck(False, first, count, Baseline(0.0, 0.0, 0))
     counts = previous_window_counts(ring, first, window, history)
     if count < multiplier * (sum(counts) / len(counts) if counts else 0.0):

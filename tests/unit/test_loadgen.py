@@ -103,6 +103,30 @@ def test_spike_multiplies_one_bugs_share_and_flood_adds_a_new_bug():
     assert plan.summary()["floods"][0]["bug"] == flood_bug
 
 
+def test_a_spike_keeps_its_bug_while_new_bugs_push_it_down_the_ranks():
+    # a new bug every second joins at rank 6: the bug at rank 12 changes during the spike
+    spiked = Profile(rate=2000, duration=20, new_bug_every=1.0, seed=4,
+                     spikes=(Spike(at=5, length=10, factor=10, rank=12),))  # fmt: skip
+    plan = LoadPlan(spiked, start=START)
+    items, t = [], 0.0
+    while t < spiked.duration:
+        if t == 5.0:
+            rank12_at_start = plan.bugs[12].id
+        items += plan.items(t, t + 0.5)
+        t += 0.5
+    bug = plan.spike_bugs[0]
+    assert bug.id == rank12_at_start and bug.appeared_at == 0
+    assert plan.bugs.index(bug) > 12  # pushed down meanwhile
+    assert plan.summary()["spikes"][0]["bug"] == bug.id
+
+    def count(lo, hi):
+        window = [i for i in items if i.bug is not None and lo <= i.event["timestamp"] - START < hi]
+        return sum(i.bug.id == bug.id for i in window)
+
+    # the last seconds of the spike are still its bug's, as the first are (factor 10)
+    assert count(12, 15) > 5 * count(16, 19) and count(5, 8) > 5 * count(16, 19) > 0
+
+
 def test_bad_profiles_and_options_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="rate"):
         Profile(rate=0)

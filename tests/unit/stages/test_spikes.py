@@ -56,6 +56,24 @@ def test_no_spike_without_a_full_history():
     assert not check.spiking
 
 
+def test_no_spike_when_first_seen_inside_the_baseline():
+    # one-minute windows, one baseline window: an issue first seen at second 55 of minute 100
+    # has 5 events there and its usual 60 in minute 101; minute 101 is no spike of minute 100
+    ring = ring_from({100: 5, 101: 60})
+    check = check_spike(ring, 101, 100, window=1, history=1, min_count=20, multiplier=5)
+    assert not check.spiking and check.count == 60
+    # a minute later the baseline (101) is a whole minute of the issue: a real burst counts
+    ring = ring_from({100: 5, 101: 60, 102: 400})
+    check = check_spike(ring, 102, 100, window=1, history=1, min_count=20, multiplier=5)
+    assert check.spiking and check.count == 400 and check.baseline.mean == 60
+    # the same holds for hopping windows: first seen in the baseline's first minute is too new
+    history = {m: 1 for m in range(105, 165)}
+    history[169] = 40
+    ring = ring_from(history)
+    assert not check_spike(ring, 169, 105, window=5, history=12, min_count=20, multiplier=5).spiking
+    assert check_spike(ring, 169, 104, window=5, history=12, min_count=20, multiplier=5).spiking
+
+
 def test_threshold_rules_parse():
     rules = parse_threshold_rules("events>500/5m; users > 50/10m")
     assert [(r.metric, r.limit, r.minutes) for r in rules] == [
