@@ -57,6 +57,7 @@ from pipeline.kafka_local import (  # noqa: E402
     start_on_free_ports,
 )
 from pipeline.loadgen import (  # noqa: E402
+    Flood,
     GatewaySender,
     Item,
     KafkaSender,
@@ -173,6 +174,7 @@ def worker_settings(cfg: SoakConfig) -> dict[str, Any]:
     return {
         "fingerprint_limit_per_minute": 10**9,  # every body stored: stored == accepted
         "service_limit_per_minute": 10**9,
+        "partitions": 2,  # service-level alerts are decided per partition: reconcile reads it
         "spike_window_minutes": 1,
         "spike_baseline_windows": cfg.spike_baseline_windows,
         "sink_retry_max_backoff": 2.0,
@@ -183,8 +185,6 @@ def worker_settings(cfg: SoakConfig) -> dict[str, Any]:
 def kafka_profile(cfg: SoakConfig, start: float) -> Profile:
     """The raw-Kafka share of the load, with the planned spike (placed by ``spike_start`` for
     a plan clock starting at ``start``) and the planned flood."""
-    from pipeline.loadgen import Flood
-
     spike_at = spike_start(
         start, cfg.spike_at or 0.62 * cfg.duration, cfg.spike_length, cfg.duration
     )

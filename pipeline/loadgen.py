@@ -163,7 +163,6 @@ class LoadPlan:
         self._cumulative = self._zipf_cumulative(len(self.bugs))
         self.flood_bugs = [self._new_bug(f.at) for f in p.floods]
         self.spike_bugs: list[Bug | None] = [None] * len(p.spikes)  # chosen at each's start
-        self._spiking: list[tuple[float, Bug]] = []  # (probability, bug) in the current slice
         self.next_new_bug = p.new_bug_every or float("inf")
         self.recent: list[dict[str, Any]] = []  # events a duplicate may repeat
         self.seq = 0
@@ -225,8 +224,8 @@ class LoadPlan:
             out.append((extra / (1 + extra), bug))
         return out
 
-    def _pick(self) -> Bug:
-        for probability, bug in self._spiking:
+    def _pick(self, spiking: list[tuple[float, Bug]]) -> Bug:
+        for probability, bug in spiking:
             if self.rng.random() < probability:
                 return bug
         x = self.rng.random() * self._cumulative[-1]
@@ -300,7 +299,7 @@ class LoadPlan:
             self.bugs.insert(min(len(self.bugs), 5), bug)
             self._cumulative = self._zipf_cumulative(len(self.bugs))
             self.next_new_bug += p.new_bug_every
-        self._spiking = self._spikes_at(t0)
+        spiking = self._spikes_at(t0)
         due = p.rate * (t1 - t0) + self._carry
         n = int(due)
         self._carry = due - n
@@ -313,11 +312,11 @@ class LoadPlan:
                 again = self.recent[self.rng.randrange(len(self.recent))]
                 out.append(Item("duplicate", None, again))
             elif r < p.malformed_fraction + p.duplicate_fraction + p.late_fraction:
-                bug = self._pick()
+                bug = self._pick(spiking)
                 late = self.rng.uniform(*p.late_seconds)
                 out.append(Item("late", bug, self.event(bug, now - late)))
             else:
-                bug = self._pick()
+                bug = self._pick(spiking)
                 event = self.event(bug, now)
                 out.append(Item("event", bug, event))
                 if len(self.recent) < 1000:

@@ -28,9 +28,7 @@ MINUTE0 = 1_800_000_000 // 60 * 60  # a whole minute of the plan clock
 
 
 def replay(cfg: SoakConfig, start: float):
-    env = {f"ERRORSTREAM_{k.upper()}": str(v) for k, v in worker_settings(cfg).items()}
-    env["ERRORSTREAM_PARTITIONS"] = "2"  # as the soak's worker (tests/integration/harness.py)
-    rules = StreamRules.from_settings(load_settings(env=env))
+    rules = StreamRules.from_settings(load_settings(env={}, overrides=worker_settings(cfg)))
     plan = LoadPlan(kafka_profile(cfg, start), start)
     grouping = GroupingConfig()
     issues, services, seen = {}, {}, {}
