@@ -24,8 +24,10 @@ acknowledged. At fixed points of the run, in turn:
 loadgen's own malformed slice goes to the ingest topic throughout. At the end the report
 (markdown + JSON) reconciles: every accepted message is a stored event, a collapsed duplicate
 or a dead letter with its reason; per-issue counts in ClickHouse equal what was sent; each
-expected alert fired once; peak RSS per process. The exit code is 1 when a check fails (the
-failed checks are named on stderr), 2 when the run could not be set up.
+expected alert fired once; peak RSS per process. Stdout gets the verdict line, then one figure
+line per process's peak RSS (baseline: the bound, `rss_limit_mb`) and the load average. The
+exit code is 1 when a check fails (the failed checks are named on stderr), 2 when the run could
+not be set up.
 """
 
 from __future__ import annotations
@@ -1125,6 +1127,13 @@ def main() -> int:
         log(f"run folder kept: {root}")
     failed = [c["check"] for c in report["checks"] if not c["ok"]]
     print(orjson.dumps({"bench": "soak", "ok": report["ok"], "failed": failed}).decode())
+    # the figures last, one line each: peak RSS of every process against the bound it is held to
+    limit = config.rss_limit_mb
+    for name, mb in report["peak_rss_mb"].items():
+        line = {"bench": "soak", "figure": f"peak_rss_mb[{name}]", "value": mb, "unit": "MB"}
+        print(orjson.dumps(line | {"baseline": limit, "ratio": round(mb / limit, 3)}).decode())
+    load = {"figure": "load_average_1m", "value": round(os.getloadavg()[0], 2), "unit": "load"}
+    print(orjson.dumps({"bench": "soak"} | load | {"baseline": None, "ratio": None}).decode())
     if failed:
         print(f"soak: reconciliation failed: {', '.join(failed)}", file=sys.stderr)
         return 1
