@@ -99,6 +99,13 @@ class Profile:
                 raise ValueError(f"{name} must be in [0, 1)")
         if self.late_fraction + self.duplicate_fraction + self.malformed_fraction >= 1:
             raise ValueError("late + duplicate + malformed fractions must stay under 1")
+        for s in self.spikes:  # a spike that could not happen is refused, not sent as nothing
+            if not 0 <= s.rank < self.bugs:
+                raise ValueError(
+                    f"spike rank {s.rank} is not one of the {self.bugs} bugs (0-based)"
+                )
+            if s.length <= 0 or s.factor < 1:
+                raise ValueError(f"a spike needs a positive length and a factor >= 1, got {s}")
 
 
 @dataclass(frozen=True)
@@ -213,11 +220,9 @@ class LoadPlan:
         for i, spike in enumerate(self.profile.spikes):
             if not spike.at <= elapsed < spike.at + spike.length:
                 continue
-            if self.spike_bugs[i] is None and spike.rank < len(self.bugs):
+            if self.spike_bugs[i] is None:  # the rank is one of the start's bugs (Profile)
                 self.spike_bugs[i] = self.bugs[spike.rank]
             bug = self.spike_bugs[i]
-            if bug is None:
-                continue
             rank = self.bugs.index(bug)
             share = (1.0 / (rank + 1) ** self.profile.zipf) / self._cumulative[-1]
             extra = share * (spike.factor - 1)

@@ -132,6 +132,12 @@ def test_bad_profiles_and_options_are_refused_with_a_reason():
         Profile(rate=0)
     with pytest.raises(ValueError, match="fractions"):
         Profile(late_fraction=0.5, duplicate_fraction=0.3, malformed_fraction=0.3)
+    with pytest.raises(ValueError, match="rank 300 is not one of the 300 bugs"):
+        Profile(spikes=(Spike(10, 5, 3, 300),))
+    with pytest.raises(ValueError, match="rank -1"):
+        Profile(spikes=(Spike(10, 5, 3, -1),))
+    with pytest.raises(ValueError, match="factor >= 1"):
+        Profile(spikes=(Spike(10, 5, 0.5),))
     with pytest.raises(ValueError, match="AT:LENGTH:FACTOR"):
         parse_spike("10:5")
     assert parse_spike("10:5:3:1") == Spike(10, 5, 3, 1)
